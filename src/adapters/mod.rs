@@ -1,0 +1,2 @@
+//! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
+//! shard threads, clock.

@@ -1,0 +1,1 @@
+//! Sans-IO call state machines and the calls table: `handle_*(now, …)` in, `poll_*` out.

@@ -1,0 +1,1 @@
+//! A local emulator of the Graph calling service, shared by tests and `mediabot emulator`.

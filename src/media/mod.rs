@@ -1,0 +1,8 @@
+//! The sans-IO real-time media core: frames, packets, jitter buffer, codec, mixer and rooms.
+//!
+//! Nothing here reads the clock, spawns threads or touches sockets: time comes in as `now`.
+//! The shard threads that drive this code live in [`crate::adapters`].
+//! See the crate docs for the real-time rules every type here follows.
+
+pub mod frame;
+pub mod packet;
