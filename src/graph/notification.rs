@@ -132,7 +132,7 @@ pub enum ResourceData {
 
 impl CommsNotification {
     /// A notification about the call itself (`resourceUrl` `/communications/calls/{id}`).
-    pub fn call(change_type: ChangeType, call_id: &CallId, call: Call) -> Self {
+    pub fn for_call(change_type: ChangeType, call_id: &CallId, call: Call) -> Self {
         Self {
             change_type: Some(change_type),
             resource_url: Some(format!("/communications/calls/{call_id}")),
@@ -142,7 +142,7 @@ impl CommsNotification {
     }
 
     /// A roster notification (`…/participants`, `resourceData` an array).
-    pub fn participants(call_id: &CallId, participants: Vec<Participant>) -> Self {
+    pub fn for_participants(call_id: &CallId, participants: Vec<Participant>) -> Self {
         Self {
             change_type: Some(ChangeType::Updated),
             resource_url: Some(format!("/communications/calls/{call_id}/participants")),
@@ -152,7 +152,11 @@ impl CommsNotification {
     }
 
     /// An operation notification (`…/operations/{opId}`; `deleted` when it finished).
-    pub fn operation(change_type: ChangeType, call_id: &CallId, operation: CommsOperation) -> Self {
+    pub fn for_operation(
+        change_type: ChangeType,
+        call_id: &CallId,
+        operation: CommsOperation,
+    ) -> Self {
         let op_id = operation.id.clone().unwrap_or_default();
         Self {
             change_type: Some(change_type),
@@ -238,6 +242,13 @@ impl Serialize for ResourceData {
             Self::Participants(p) => p.serialize(s),
             Self::Raw(v) => v.serialize(s),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceData {
+    /// Reads without a resource path: typed only by `@odata.type`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| Self::classify(v, None))
     }
 }
 
@@ -463,6 +474,32 @@ mod tests {
             n.parse_call(),
             Err(GraphModelError::Shape { what: "call", .. })
         ));
+    }
+
+    #[test]
+    fn built_notifications_read_back_equal() {
+        let id = CallId::new("c-1");
+        let call = Call {
+            state: Some(CallState::Established),
+            ..Call::default()
+        };
+        let op = CommsOperation {
+            id: Some(OperationId::new("op-1")),
+            ..CommsOperation::default()
+        };
+        let batch = CommsNotifications::new(vec![
+            CommsNotification::for_call(ChangeType::Updated, &id, call),
+            CommsNotification::for_participants(&id, vec![Participant::default()]),
+            CommsNotification::for_operation(ChangeType::Deleted, &id, op),
+        ]);
+        let bytes = serde_json::to_vec(&batch).unwrap();
+        let back = parse_notifications(&bytes).unwrap();
+        assert_eq!(back, batch);
+        assert!(back.value.iter().all(|n| n.call_id() == Some(id.clone())));
+        assert_eq!(
+            back.value[2].resource_kind(),
+            Some(ResourceKind::Operation(OperationId::new("op-1")))
+        );
     }
 
     #[test]
