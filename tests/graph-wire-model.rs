@@ -543,6 +543,33 @@ fn roster_update_with_an_array_resource_data() {
 }
 
 #[test]
+fn delta_roster_update_is_typed() {
+    let batch = notifications("notification-roster-delta.json");
+    let n = &batch.value[0];
+    assert_eq!(n.resource_kind(), Some(ResourceKind::Participants));
+    assert!(
+        n.participants_data().is_none(),
+        "an object, not a full roster"
+    );
+    let delta = n.delta_participants().expect("deltaParticipants");
+    assert_eq!(delta.sequence_number, Some(9));
+    let removed = &delta.participants.as_ref().expect("participants")[0];
+    assert_eq!(removed.roster_sequence_number, Some(9));
+    assert_eq!(
+        removed
+            .removed_state
+            .as_ref()
+            .and_then(|r| r.reason.as_deref()),
+        Some("Disconnected")
+    );
+    assert!(
+        notifications("notification-roster-update.json").value[0]
+            .delta_participants()
+            .is_none()
+    );
+}
+
+#[test]
 fn operation_deleted_notification() {
     let batch = notifications("notification-operation-deleted.json");
     let n = &batch.value[0];

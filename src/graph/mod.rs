@@ -22,6 +22,7 @@ pub mod meeting;
 pub mod notification;
 pub mod operation;
 pub mod participant;
+pub mod participant_joining;
 pub mod recording;
 pub mod request;
 pub mod result_info;
@@ -48,12 +49,13 @@ pub use notification::{
 };
 pub use operation::{CommsOperation, OperationKind};
 pub use participant::{
-    InvitationParticipantInfo, MediaStream, Participant, ParticipantInfo, RecordingInfo,
-    RemovedState,
+    DeltaParticipants, InvitationParticipantInfo, MediaStream, Participant, ParticipantInfo,
+    RecordingInfo, RemovedState,
 };
+pub use participant_joining::{ParticipantJoiningNotification, ParticipantJoiningResponse};
 pub use recording::{ApplicationMetadata, BotData, BotDataUser, RecorderInfo};
 pub use request::{
-    AnswerRequest, InviteParticipantsRequest, RedirectRequest, RejectRequest, TransferRequest,
-    UpdateRecordingStatusRequest,
+    AnswerRequest, InviteParticipantsRequest, RedirectRequest, RejectRequest, RequestError,
+    TransferRequest, UpdateRecordingStatusRequest,
 };
 pub use result_info::ResultInfo;

@@ -14,7 +14,7 @@ use super::error::GraphModelError;
 use super::ids::{CallId, OperationId};
 use super::lenient::{ODataTag, odata, odata_is, odata_name};
 use super::operation::CommsOperation;
-use super::participant::Participant;
+use super::participant::{DeltaParticipants, Participant};
 
 /// Longest call id accepted from a notification.
 const MAX_ID_LEN: usize = 256;
@@ -126,6 +126,8 @@ pub enum ResourceData {
     Operation(Box<CommsOperation>),
     /// A roster (array of `participant`).
     Participants(Vec<Participant>),
+    /// A delta roster (`deltaParticipants`, delta roster mode).
+    DeltaParticipants(Box<DeltaParticipants>),
     /// Anything else (or a typed value that did not read as its type), kept as received.
     Raw(Value),
 }
@@ -214,6 +216,14 @@ impl CommsNotification {
         }
     }
 
+    /// The typed delta roster when `resourceData` is a `deltaParticipants` object.
+    pub fn delta_participants(&self) -> Option<&DeltaParticipants> {
+        match &self.resource_data {
+            Some(ResourceData::DeltaParticipants(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Reads `resourceData` as a call, reporting why it is not one: `Ok(None)` when there is no
     /// object resource data, an error when it is an object that does not read as a call.
     pub fn parse_call(&self) -> Result<Option<Call>, GraphModelError> {
@@ -240,6 +250,7 @@ impl Serialize for ResourceData {
             Self::Call(c) => c.serialize(s),
             Self::Operation(o) => o.serialize(s),
             Self::Participants(p) => p.serialize(s),
+            Self::DeltaParticipants(d) => d.serialize(s),
             Self::Raw(v) => v.serialize(s),
         }
     }
@@ -272,9 +283,20 @@ impl ResourceData {
                     }
                     None => matches!(kind, Some(ResourceKind::Operation(_))),
                 };
+                let is_delta = match odata_type {
+                    Some(t) => odata_is(t, "deltaParticipants"),
+                    None => {
+                        matches!(kind, Some(ResourceKind::Participants))
+                            && map.contains_key("participants")
+                    }
+                };
                 if is_call {
                     if let Ok(c) = Call::deserialize(&value) {
                         return Self::Call(Box::new(c));
+                    }
+                } else if is_delta {
+                    if let Ok(d) = DeltaParticipants::deserialize(&value) {
+                        return Self::DeltaParticipants(Box::new(d));
                     }
                 } else if is_operation && let Ok(o) = CommsOperation::deserialize(&value) {
                     return Self::Operation(Box::new(o));
