@@ -8,6 +8,28 @@
 //! `None` skipped, integers for codes, `@odata.type` where Graph writes it.
 //!
 //! Entry point for webhook bodies: [`parse_notifications`].
+//!
+//! ```
+//! use mediabot::graph::{AnswerRequest, CallState, ChangeType, parse_notifications};
+//!
+//! // As the .NET SDK logs it: PascalCase enums, no call id in resourceData.
+//! let body = br##"{"value":[{"changeType":"Created",
+//!     "resourceUrl":"/communications/calls/c1",
+//!     "resourceData":{"@odata.type":"#microsoft.graph.call","state":"Incoming"}}]}"##;
+//! let batch = parse_notifications(body)?;
+//! let n = &batch.value[0];
+//! assert_eq!(n.change_type, Some(ChangeType::Created));
+//! assert_eq!(n.call_id().unwrap(), "c1");
+//! assert_eq!(n.call_data().and_then(|c| c.state.clone()), Some(CallState::Incoming));
+//!
+//! let answer = AnswerRequest::app_hosted_audio("<blob>");
+//! answer.validate()?;
+//! assert_eq!(
+//!     serde_json::to_string(&answer)?,
+//!     r##"{"acceptedModalities":["audio"],"mediaConfig":{"@odata.type":"#microsoft.graph.appHostedMediaConfig","blob":"<blob>"}}"##
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod call;
 pub mod call_options;

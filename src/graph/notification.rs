@@ -18,6 +18,8 @@ use super::participant::{DeltaParticipants, Participant};
 
 /// Longest call id accepted from a notification.
 const MAX_ID_LEN: usize = 256;
+/// Suffix of every `commsOperation` subtype name.
+const OPERATION: &str = "operation";
 
 /// Parses a webhook body as `commsNotifications`.
 ///
@@ -276,10 +278,10 @@ impl ResourceData {
                 };
                 let is_operation = match odata_type {
                     Some(t) => {
-                        let name = odata_name(t);
-                        name.len() >= 9
-                            && name.is_char_boundary(name.len() - 9)
-                            && name[name.len() - 9..].eq_ignore_ascii_case("operation")
+                        let name = odata_name(t).as_bytes();
+                        name.len() > OPERATION.len()
+                            && name[name.len() - OPERATION.len()..]
+                                .eq_ignore_ascii_case(OPERATION.as_bytes())
                     }
                     None => matches!(kind, Some(ResourceKind::Operation(_))),
                 };
