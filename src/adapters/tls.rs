@@ -106,12 +106,11 @@ impl TlsIdentity {
     /// addresses (`"localhost"`, `"127.0.0.1"`, `"::1"`); IPs become IP SANs.
     pub fn self_signed<S: AsRef<str>>(names: &[S]) -> Result<Self, TlsError> {
         let names: Vec<String> = names.iter().map(|n| n.as_ref().to_owned()).collect();
-        let certified = rcgen::generate_simple_self_signed(names.clone()).map_err(|e| {
-            TlsError::Generate {
+        let certified =
+            rcgen::generate_simple_self_signed(names.clone()).map_err(|e| TlsError::Generate {
                 names: names.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
         Ok(Self {
             chain: vec![certified.cert.der().clone()],
@@ -318,7 +317,10 @@ mod tests {
     fn self_signed_certificate_has_a_usable_server_config() {
         let id = TlsIdentity::self_signed_localhost().expect("generate");
         assert_eq!(id.chain().len(), 1);
-        assert!(id.certificate_pem().starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(
+            id.certificate_pem()
+                .starts_with("-----BEGIN CERTIFICATE-----\n")
+        );
         let config = id.server_config().expect("server config");
         assert_eq!(config.alpn_protocols[0], b"h2");
     }
@@ -330,6 +332,15 @@ mod tests {
             Path::new("/nonexistent/key.pem"),
         )
         .unwrap_err();
-        assert!(matches!(err, TlsError::Pem { what: "certificate", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TlsError::Pem {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -122,7 +122,8 @@ impl JwtSigner {
         let e = public.exponent().big_endian_without_leading_zero().to_vec();
         let cert = self_signed_der(&key);
         let x5t = cert.as_ref().map(|der| {
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
             URL_SAFE_NO_PAD.encode(digest.as_ref())
         });
         Ok(Self {
@@ -141,7 +142,10 @@ impl JwtSigner {
     }
 
     /// Signs a notification token (header `{"alg":"RS256","typ":"JWT","kid":…,"x5t":…}`).
-    pub fn sign_notification_token(&self, claims: &NotificationClaims) -> Result<String, SigningError> {
+    pub fn sign_notification_token(
+        &self,
+        claims: &NotificationClaims,
+    ) -> Result<String, SigningError> {
         self.sign_claims(claims)
     }
 
@@ -165,7 +169,12 @@ impl JwtSigner {
         let mut sig = vec![0; self.key.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
         self.key
-            .sign(&signature::RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &rng,
+                signing_input.as_bytes(),
+                &mut sig,
+            )
             .map_err(|_| SigningError::Sign)?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
@@ -174,9 +183,12 @@ impl JwtSigner {
     /// `alg` and (when present) `kid` are checked; claim checks are the caller's.
     pub fn verify(&self, token: &str) -> Result<Map<String, Value>, SigningError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(SigningError::Malformed("expected three dot-separated parts"));
+            return Err(SigningError::Malformed(
+                "expected three dot-separated parts",
+            ));
         };
         let header: Map<String, Value> = decode_json(h).ok_or(SigningError::Malformed("header"))?;
         match header.get("alg").and_then(Value::as_str) {
@@ -192,9 +204,16 @@ impl JwtSigner {
             .decode(s)
             .map_err(|_| SigningError::Malformed("signature is not base64url"))?;
         let signed = &token[..h.len() + 1 + c.len()];
-        PublicKeyComponents { n: &self.n, e: &self.e }
-            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig)
-            .map_err(|_| SigningError::BadSignature)?;
+        PublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        }
+        .verify(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            signed.as_bytes(),
+            &sig,
+        )
+        .map_err(|_| SigningError::BadSignature)?;
         decode_json(c).ok_or(SigningError::Malformed("claims"))
     }
 
@@ -235,7 +254,10 @@ pub fn openid_configuration(issuer: &str, jwks_uri: &str) -> Value {
 
 /// An unsigned token (`{"alg":"none"}`, empty signature) — for tests of rejection.
 pub fn unsigned_token(claims: &impl Serialize) -> Result<String, SigningError> {
-    Ok(format!("{}.", signing_input(&json!({ "alg": "none", "typ": "JWT" }), claims)?))
+    Ok(format!(
+        "{}.",
+        signing_input(&json!({ "alg": "none", "typ": "JWT" }), claims)?
+    ))
 }
 
 /// Seconds since the Unix epoch (negative before it).
@@ -267,9 +289,10 @@ fn self_signed_der(key: &KeyPair) -> Option<Vec<u8>> {
     let der = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref());
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).ok()?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).ok()?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "mediabot emulator notification signing");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "mediabot emulator notification signing",
+    );
     Some(params.self_signed(&kp).ok()?.der().to_vec())
 }
 
@@ -287,7 +310,9 @@ mod tests {
         assert_eq!(back.get("tid"), Some(&json!("tenant")));
         assert_eq!(back.get("iss"), Some(&json!(NOTIFICATION_ISSUER)));
         assert_eq!(b.verify(&token), Err(SigningError::BadSignature));
-        let forged = b.sign_with_header(&json!({"alg":"RS256","kid":"a"}), &claims).expect("sign");
+        let forged = b
+            .sign_with_header(&json!({"alg":"RS256","kid":"a"}), &claims)
+            .expect("sign");
         assert_eq!(a.verify(&forged), Err(SigningError::BadSignature));
         let none = unsigned_token(&claims).expect("unsigned");
         assert_eq!(a.verify(&none), Err(SigningError::Algorithm("none".into())));
@@ -299,7 +324,9 @@ mod tests {
         let jwk = a.jwk();
         assert_eq!(jwk["kid"], "k1");
         assert_eq!(jwk["e"], "AQAB");
-        let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().expect("n")).expect("b64");
+        let n = URL_SAFE_NO_PAD
+            .decode(jwk["n"].as_str().expect("n"))
+            .expect("b64");
         assert_eq!(n.len(), 256);
         assert!(jwk["x5c"][0].is_string(), "{jwk}");
         assert_eq!(jwks([&a])["keys"][0]["kid"], "k1");
