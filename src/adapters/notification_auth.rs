@@ -412,7 +412,7 @@ impl Inner {
                 .to_owned()
         };
         let issuer = string("iss");
-        if !self.config.valid_issuers.iter().any(|i| *i == issuer) {
+        if !self.config.valid_issuers.contains(&issuer) {
             return Err(NotificationAuthError::WrongIssuer { found: issuer });
         }
         let app_id = &self.config.app_id;
