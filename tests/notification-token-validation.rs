@@ -336,3 +336,22 @@ async fn unreachable_jwks_at_start_is_reported_and_recovered_from() {
     assert_eq!(verified.tenant_id, TENANT);
     assert!(verifier.fetch_count() >= 2);
 }
+
+#[tokio::test]
+async fn a_later_key_service_outage_keeps_the_loaded_keys() {
+    let s = setup().await;
+    s.identity.set_unavailable(true);
+    let err = s.verifier.refresh_now().await.unwrap_err();
+    assert!(
+        matches!(err, KeySourceError::Status { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(s.verifier.key_status(), Ok(1), "old keys kept");
+    let token = s.identity.sign_notification_token(&claims()).expect("sign");
+    let verified = s
+        .verifier
+        .verify(Some(&bearer(&token)))
+        .await
+        .expect("still verifiable");
+    assert_eq!(verified.tenant_id, TENANT);
+}
