@@ -2,5 +2,6 @@
 //! shard threads, clock.
 
 pub mod graph_token;
+pub mod jwks;
 pub mod notification_auth;
 pub mod tls;
