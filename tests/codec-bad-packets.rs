@@ -56,8 +56,14 @@ fn payload_over_1275_bytes_is_an_error() {
         assert_eq!(packet_duration(&p), Err(CodecError::PacketTooLong(len)));
         each_decoder(|dec| {
             let mut out = AudioFrame::silence();
-            assert_eq!(dec.decode(&p, &mut out), Err(CodecError::PacketTooLong(len)));
-            assert_eq!(dec.decode_fec(&p, &mut out), Err(CodecError::PacketTooLong(len)));
+            assert_eq!(
+                dec.decode(&p, &mut out),
+                Err(CodecError::PacketTooLong(len))
+            );
+            assert_eq!(
+                dec.decode_fec(&p, &mut out),
+                Err(CodecError::PacketTooLong(len))
+            );
         });
     }
     // The largest legal packet is accepted by the framing check.
@@ -82,7 +88,10 @@ fn invalid_toc_framing_is_an_error() {
         ("code 3 padding past end", &[celt20 | 3, 0x41, 50, 1, 2]),
         ("code 3 CBR uneven", &[(30 << 3) | 3, 2, 1, 2, 3]),
         ("code 3 VBR lengths truncated", &[(29 << 3) | 3, 0x84, 1, 1]),
-        ("code 3 VBR frame past end", &[(30 << 3) | 3, 0x82, 200, 1, 2]),
+        (
+            "code 3 VBR frame past end",
+            &[(30 << 3) | 3, 0x82, 200, 1, 2],
+        ),
     ];
     for (what, p) in cases {
         assert!(
@@ -92,8 +101,17 @@ fn invalid_toc_framing_is_an_error() {
         );
         each_decoder(|dec| {
             let mut out = AudioFrame::silence();
-            assert!(matches!(dec.decode(p, &mut out), Err(CodecError::InvalidPacket(_))), "{what}");
-            assert!(matches!(dec.decode_fec(p, &mut out), Err(CodecError::InvalidPacket(_))), "{what}");
+            assert!(
+                matches!(dec.decode(p, &mut out), Err(CodecError::InvalidPacket(_))),
+                "{what}"
+            );
+            assert!(
+                matches!(
+                    dec.decode_fec(p, &mut out),
+                    Err(CodecError::InvalidPacket(_))
+                ),
+                "{what}"
+            );
         });
     }
 }
@@ -101,17 +119,20 @@ fn invalid_toc_framing_is_an_error() {
 #[test]
 fn packets_that_are_not_20_ms_are_rejected() {
     let cases: &[(&[u8], u32)] = &[
-        (&[28 << 3, 1], 120),                // CELT 2.5 ms
-        (&[0, 1, 2], 480),                   // SILK 10 ms
+        (&[28 << 3, 1], 120),                  // CELT 2.5 ms
+        (&[0, 1, 2], 480),                     // SILK 10 ms
         (&[(30 << 3) | 3, 3, 1, 2, 3], 1_440), // 3 x CELT 10 ms
-        (&[2 << 3, 1], 1_920),               // SILK 40 ms
-        (&[(11 << 3) | 1, 1, 2], 5_760),     // 2 x SILK 60 ms
+        (&[2 << 3, 1], 1_920),                 // SILK 40 ms
+        (&[(11 << 3) | 1, 1, 2], 5_760),       // 2 x SILK 60 ms
     ];
     for &(p, samples) in cases {
         assert_eq!(packet_duration(p), Ok(samples));
         each_decoder(|dec| {
             let mut out = AudioFrame::silence();
-            assert_eq!(dec.decode(p, &mut out), Err(CodecError::UnsupportedDuration(samples)));
+            assert_eq!(
+                dec.decode(p, &mut out),
+                Err(CodecError::UnsupportedDuration(samples))
+            );
             assert_eq!(
                 dec.decode_fec(p, &mut out),
                 Err(CodecError::UnsupportedDuration(samples))
@@ -157,7 +178,10 @@ fn random_packets_never_panic_any_backend() {
             };
             match result {
                 Ok(()) => {
-                    assert!(out.samples.iter().all(|s| s.is_finite()), "{backend}: non-finite output");
+                    assert!(
+                        out.samples.iter().all(|s| s.is_finite()),
+                        "{backend}: non-finite output"
+                    );
                     seen.ok += 1;
                 }
                 Err(CodecError::UnsupportedDuration(_)) => seen.duration += 1,
@@ -181,6 +205,7 @@ fn random_packets_never_panic_any_backend() {
         assert!(seen.ok > PACKETS / 4, "{backend}: only {} decoded", seen.ok);
         assert!(seen.framing > 0 && seen.duration > 0);
         // The decoder still works.
-        dec.decode(good_packet(backend).as_slice(), &mut out).unwrap();
+        dec.decode(good_packet(backend).as_slice(), &mut out)
+            .unwrap();
     }
 }

@@ -13,7 +13,10 @@ const SPEECH: [&str; 2] = ["media/caller-48k.wav", "media/caller2-48k.wav"];
 fn frames(path: &str) -> Vec<AudioFrame> {
     let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("valid wav")).collect();
+    let pcm: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("valid wav"))
+        .collect();
     pcm.chunks_exact(FRAME_SAMPLES)
         .map(|c| {
             let mut f = AudioFrame::silence();
@@ -50,7 +53,14 @@ fn default_settings_hit_32_kbits_on_speech() {
                 },
                 &speech,
             );
-            let cbr = kbps(backend, &EncoderConfig { cbr: true, ..default }, &speech);
+            let cbr = kbps(
+                backend,
+                &EncoderConfig {
+                    cbr: true,
+                    ..default
+                },
+                &speech,
+            );
             let fec = kbps(
                 backend,
                 &EncoderConfig {

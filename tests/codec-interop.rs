@@ -14,7 +14,10 @@ use mediabot::media::packet::OpusPacket;
 fn frames(path: &str) -> Vec<AudioFrame> {
     let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("valid wav")).collect();
+    let pcm: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("valid wav"))
+        .collect();
     pcm.chunks_exact(FRAME_SAMPLES)
         .map(|c| {
             let mut f = AudioFrame::silence();
@@ -28,7 +31,11 @@ fn concat(frames: &[AudioFrame]) -> Vec<f32> {
     frames.iter().flat_map(|f| f.samples).collect()
 }
 
-fn encode_all(backend: CodecBackend, config: &EncoderConfig, src: &[AudioFrame]) -> Vec<OpusPacket> {
+fn encode_all(
+    backend: CodecBackend,
+    config: &EncoderConfig,
+    src: &[AudioFrame],
+) -> Vec<OpusPacket> {
     let mut enc = OpusEncoder::new(backend, config).expect("encoder");
     src.iter()
         .map(|f| {
@@ -121,7 +128,11 @@ fn lost_packets_are_concealed_and_fec_beats_plc() {
                 .step_by(10)
                 .filter(|&i| rms(&clean[i].samples) > 0.02)
                 .collect();
-            assert!(lost.len() > 20, "too few speech frames lost: {}", lost.len());
+            assert!(
+                lost.len() > 20,
+                "too few speech frames lost: {}",
+                lost.len()
+            );
             let mut plc_dec = OpusDecoder::new(dec_backend).unwrap();
             let mut fec_dec = OpusDecoder::new(dec_backend).unwrap();
             let mut plc = vec![AudioFrame::silence(); packets.len()];
@@ -185,7 +196,8 @@ fn fec_without_lbrr_falls_back_to_concealment() {
             b.decode(p.as_slice(), &mut frame).unwrap();
         }
         let (mut via_fec, mut via_plc) = (AudioFrame::silence(), AudioFrame::silence());
-        a.decode_fec(packets[i + 1].as_slice(), &mut via_fec).unwrap();
+        a.decode_fec(packets[i + 1].as_slice(), &mut via_fec)
+            .unwrap();
         b.conceal(&mut via_plc).unwrap();
         eprintln!(
             "{backend}: no-LBRR decode_fec rms {:.4}, conceal rms {:.4}, corr {:.3}",
@@ -193,7 +205,10 @@ fn fec_without_lbrr_falls_back_to_concealment() {
             rms(&via_plc.samples),
             correlation(&via_fec.samples, &via_plc.samples)
         );
-        assert!(rms(&via_fec.samples) > 0.01, "fallback concealment is silent");
+        assert!(
+            rms(&via_fec.samples) > 0.01,
+            "fallback concealment is silent"
+        );
         assert!(correlation(&via_fec.samples, &via_plc.samples) > 0.9);
     }
 }

@@ -69,7 +69,10 @@ fn allocations(f: impl FnOnce()) -> u64 {
 fn speech() -> Vec<AudioFrame> {
     let path = format!("{}/media/caller-48k.wav", env!("CARGO_MANIFEST_DIR"));
     let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("valid wav")).collect();
+    let pcm: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("valid wav"))
+        .collect();
     pcm.chunks_exact(FRAME_SAMPLES)
         .map(|c| {
             let mut f = AudioFrame::silence();

@@ -169,7 +169,9 @@ mod tests {
     #[test]
     fn finds_positive_and_negative_delays() {
         let src = tone(6_000);
-        let late: Vec<f32> = std::iter::repeat_n(0.0, 100).chain(src.iter().copied()).collect();
+        let late: Vec<f32> = std::iter::repeat_n(0.0, 100)
+            .chain(src.iter().copied())
+            .collect();
         let a = align(&src, &late, 200);
         assert_eq!(a.lag, 100);
         assert!(a.correlation > 0.999_9);
@@ -201,7 +203,13 @@ mod tests {
         assert_eq!(rms_db(&[0.0; 8]), -200.0);
         assert_eq!(correlation(&[], &[1.0]), 0.0);
         assert_eq!(correlation(&[0.0; 4], &[1.0; 4]), 0.0);
-        assert_eq!(align(&[0.0; 10], &[0.0; 10], 3), Alignment { lag: 0, correlation: 0.0 });
+        assert_eq!(
+            align(&[0.0; 10], &[0.0; 10], 3),
+            Alignment {
+                lag: 0,
+                correlation: 0.0
+            }
+        );
         assert_eq!(overlap(&[1.0; 4], &[1.0; 4], 9), (&[][..], &[][..]));
         assert_eq!(snr_db(&[0.0; 4], &[1.0; 4]), f32::NEG_INFINITY);
     }

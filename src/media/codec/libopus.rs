@@ -23,8 +23,9 @@ pub(super) struct Encoder {
 
 impl Encoder {
     pub(super) fn new(config: &EncoderConfig) -> Result<Self, CodecError> {
-        let mut enc = opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
-            .map_err(backend_error)?;
+        let mut enc =
+            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
+                .map_err(backend_error)?;
         // Ranges were validated by `EncoderConfig::validate`, so the casts are lossless.
         enc.set_bitrate(opus::Bitrate::Bits(config.bitrate_bps as i32))
             .map_err(backend_error)?;
@@ -72,7 +73,9 @@ impl Decoder {
     pub(super) fn conceal(&mut self, out: &mut [f32; FRAME_SAMPLES]) -> Result<usize, CodecError> {
         // The `opus` crate passes a NULL packet for an empty slice: libopus conceals the
         // output's length (960 samples).
-        self.dec.decode_float(&[], out, false).map_err(backend_error)
+        self.dec
+            .decode_float(&[], out, false)
+            .map_err(backend_error)
     }
 
     pub(super) fn decode_fec(

@@ -165,7 +165,9 @@ impl EncoderConfig {
     /// [`CodecError::InvalidConfig`] naming the first field out of range.
     pub fn validate(&self) -> Result<(), CodecError> {
         if !(6_000..=510_000).contains(&self.bitrate_bps) {
-            return Err(CodecError::InvalidConfig("bitrate_bps outside 6000..=510000"));
+            return Err(CodecError::InvalidConfig(
+                "bitrate_bps outside 6000..=510000",
+            ));
         }
         if self.complexity > 10 {
             return Err(CodecError::InvalidConfig("complexity above 10"));
@@ -413,8 +415,14 @@ mod tests {
             f(&mut c);
             OpusEncoder::new(CodecBackend::OpusRs, &c).map(|_| ())
         };
-        assert!(matches!(bad(|c| c.bitrate_bps = 1_000), Err(CodecError::InvalidConfig(_))));
-        assert!(matches!(bad(|c| c.complexity = 11), Err(CodecError::InvalidConfig(_))));
+        assert!(matches!(
+            bad(|c| c.bitrate_bps = 1_000),
+            Err(CodecError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            bad(|c| c.complexity = 11),
+            Err(CodecError::InvalidConfig(_))
+        ));
         assert!(matches!(
             bad(|c| c.expected_loss_pct = 101),
             Err(CodecError::InvalidConfig(_))

@@ -69,7 +69,9 @@ pub(crate) fn parse(packet: &[u8]) -> Result<PacketShape, CodecError> {
             // R4: the first frame's length must fit in what follows it.
             let (first, used) = frame_length(rest)?;
             if first > rest.len() - used {
-                return Err(CodecError::InvalidPacket("code 2 first frame exceeds packet"));
+                return Err(CodecError::InvalidPacket(
+                    "code 2 first frame exceeds packet",
+                ));
             }
             check_frame_len(rest.len() - used - first)?;
             2
@@ -126,7 +128,9 @@ fn code3(rest: &[u8], frame_samples: u32) -> Result<u32, CodecError> {
         return Err(CodecError::InvalidPacket("code 3 frame count is zero"));
     }
     if frames * frame_samples > MAX_PACKET_SAMPLES {
-        return Err(CodecError::InvalidPacket("code 3 packet longer than 120 ms"));
+        return Err(CodecError::InvalidPacket(
+            "code 3 packet longer than 120 ms",
+        ));
     }
     if padded {
         // Padding length: each 255 adds 254 and continues (RFC 6716 §3.2.5).
@@ -210,13 +214,31 @@ mod tests {
             packet_duration(&[0; 1276]),
             Err(CodecError::PacketTooLong(1276))
         );
-        assert!(matches!(packet_duration(&[1, 1, 2, 3]), Err(CodecError::InvalidPacket(_))));
-        assert!(matches!(packet_duration(&[2, 5, 1]), Err(CodecError::InvalidPacket(_))));
-        assert!(matches!(packet_duration(&[2, 252]), Err(CodecError::InvalidPacket(_))));
-        assert!(matches!(packet_duration(&[3]), Err(CodecError::InvalidPacket(_))));
-        assert!(matches!(packet_duration(&[3, 0]), Err(CodecError::InvalidPacket(_))));
+        assert!(matches!(
+            packet_duration(&[1, 1, 2, 3]),
+            Err(CodecError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            packet_duration(&[2, 5, 1]),
+            Err(CodecError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            packet_duration(&[2, 252]),
+            Err(CodecError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            packet_duration(&[3]),
+            Err(CodecError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            packet_duration(&[3, 0]),
+            Err(CodecError::InvalidPacket(_))
+        ));
         // 7 frames of 20 ms = 140 ms.
-        assert!(matches!(packet_duration(&[(1 << 3) | 3, 7]), Err(CodecError::InvalidPacket(_))));
+        assert!(matches!(
+            packet_duration(&[(1 << 3) | 3, 7]),
+            Err(CodecError::InvalidPacket(_))
+        ));
         // CBR 3 frames over 4 bytes.
         assert!(matches!(
             packet_duration(&[(31 << 3) | 3, 3, 1, 2, 3, 4]),
