@@ -41,7 +41,7 @@ mod libopus;
 pub use toc::{MAX_PACKET_SAMPLES, packet_duration};
 
 use crate::media::frame::{AudioFrame, FRAME_SAMPLES};
-use crate::media::packet::OpusPacket;
+use crate::media::packet::{MAX_OPUS_PACKET, OpusPacket};
 
 /// Which Opus implementation an encoder or decoder uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -239,7 +239,7 @@ impl OpusEncoder {
             EncoderImpl::Libopus(e) => e.encode(pcm, out.buffer_mut()),
         };
         match result {
-            Ok(len) if (1..=out.buffer_mut().len()).contains(&len) => {
+            Ok(len) if (1..=MAX_OPUS_PACKET).contains(&len) => {
                 out.set_len(len);
                 Ok(())
             }
