@@ -21,7 +21,7 @@
 //! concealment / comfort noise.
 //!
 //! Defaults (see [`EncoderConfig::default`]): 32 kbit/s, complexity 5, **CBR**. Measured on our
-//! speech (`README.md`, section Codec), `opus-rs` 0.1.40 in VBR overshoots 32 kbit/s by 20–50 %,
+//! speech (`README.md`, section Codec), `opus-rs` 0.1.40 in VBR overshoots 32 kbit/s by 43–48 %,
 //! while CBR lands on the target for both backends.
 //!
 //! # Realtime Safety
