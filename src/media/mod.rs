@@ -6,3 +6,6 @@
 
 pub mod frame;
 pub mod packet;
+pub mod mixer;
+pub mod resample;
+pub mod speaker;
