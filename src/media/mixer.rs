@@ -175,7 +175,12 @@ mod tests {
             assert!((o - x).abs() < 1e-6);
         }
         m.full_into(&mut out);
-        for ((o, x), y) in out.samples.iter().zip(a.samples.iter()).zip(b.samples.iter()) {
+        for ((o, x), y) in out
+            .samples
+            .iter()
+            .zip(a.samples.iter())
+            .zip(b.samples.iter())
+        {
             assert!((o - (x + y)).abs() < 1e-6);
         }
     }

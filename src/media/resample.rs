@@ -208,8 +208,16 @@ mod tests {
         let r = Resampler::new(48_000, 48_000).unwrap();
         let input = sine(48_000, 440.0, 960);
         let out = r.process(&input);
-        assert!(input.iter().zip(out.iter()).all(|(a, b)| (a - b).abs() < 1e-4));
-        assert_eq!(Resampler::new(0, 48_000).unwrap_err(), ResampleError::ZeroRate);
+        assert!(
+            input
+                .iter()
+                .zip(out.iter())
+                .all(|(a, b)| (a - b).abs() < 1e-4)
+        );
+        assert_eq!(
+            Resampler::new(0, 48_000).unwrap_err(),
+            ResampleError::ZeroRate
+        );
         assert!(matches!(
             Resampler::new(48_001, 48_000),
             Err(ResampleError::RatioTooComplex { .. })

@@ -247,7 +247,12 @@ impl SpeakerSelector {
     }
 
     /// Loudest active, unselected input; with `priority_only`, among priority inputs only.
-    fn best_candidate(&self, activity: &[Activity], n: usize, priority_only: bool) -> Option<usize> {
+    fn best_candidate(
+        &self,
+        activity: &[Activity],
+        n: usize,
+        priority_only: bool,
+    ) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (slot, a) in activity[..n].iter().enumerate() {
             if !a.active || self.is_selected[slot] || (priority_only && !a.priority) {
@@ -367,7 +372,12 @@ mod tests {
     #[test]
     fn priority_input_is_always_taken() {
         let mut sel = SpeakerSelector::new(4, 2);
-        let mut a = [act(true, -10.0), act(true, -12.0), Activity::IDLE, Activity::IDLE];
+        let mut a = [
+            act(true, -10.0),
+            act(true, -12.0),
+            Activity::IDLE,
+            Activity::IDLE,
+        ];
         assert_eq!(sel.update(&a), &[0, 1]);
         a[3] = Activity {
             active: true,
