@@ -5,4 +5,5 @@
 //! See the crate docs for the real-time rules every type here follows.
 
 pub mod frame;
+pub mod jitter;
 pub mod packet;
