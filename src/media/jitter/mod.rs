@@ -617,3 +617,272 @@ const MAX_MISORDER: i64 = 100;
 const MAX_CONFIRM_GAP: i64 = 4;
 /// Extra frames (DTX) allowed between a candidate and the packet that confirms it.
 const MAX_DTX_FRAMES: i64 = 50;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::packet::{AudioLevel, RtpMeta};
+
+    const SSRC: u32 = 0x1234_5678;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// What a pop produced, with packets named by sequence number.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Out {
+        Play(u16),
+        Conceal(Option<u16>),
+        Silence,
+    }
+
+    fn seq_of(payload: &OpusPacket) -> u16 {
+        let b = payload.as_slice();
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    fn packet(ssrc: u32, seq: u16, timestamp: u32, arrival: Instant) -> RtpPacket {
+        let [hi, lo] = seq.to_be_bytes();
+        RtpPacket {
+            meta: RtpMeta {
+                seq,
+                timestamp,
+                ssrc,
+                ..RtpMeta::default()
+            },
+            payload: OpusPacket::from_slice(&[hi, lo, 0xfc]).unwrap(),
+            arrival,
+        }
+    }
+
+    /// Drives a buffer on virtual time: `sends` are `(arrival after t0, packet)`; pops every
+    /// 20 ms from `t0 + phase`, after every packet that has arrived by then.
+    fn run(
+        jb: &mut JitterBuffer,
+        t0: Instant,
+        mut sends: Vec<RtpPacket>,
+        phase: Duration,
+        ticks: u32,
+    ) -> (Vec<Out>, Vec<PushOutcome>) {
+        sends.sort_by_key(|p| p.arrival);
+        let mut sends = sends.into_iter().peekable();
+        let mut outs = Vec::new();
+        let mut outcomes = Vec::new();
+        for k in 0..ticks {
+            let now = t0 + phase + FRAME_DURATION * k;
+            while let Some(p) = sends.next_if(|p| p.arrival <= now) {
+                outcomes.push(jb.push(p.arrival, &p));
+            }
+            outs.push(match jb.pop(now) {
+                Playout::Packet(p) => Out::Play(p.meta.seq),
+                Playout::Conceal { fec } => Out::Conceal(fec.map(seq_of)),
+                Playout::Silence => Out::Silence,
+            });
+        }
+        (outs, outcomes)
+    }
+
+    /// Frames `range` of a stream starting at `(seq0, ts0)`, sent every 20 ms from `t0` and
+    /// arriving after `latency`.
+    fn stream(
+        t0: Instant,
+        seq0: u16,
+        ts0: u32,
+        range: std::ops::Range<u32>,
+        latency: Duration,
+    ) -> Vec<RtpPacket> {
+        range
+            .map(|k| {
+                packet(
+                    SSRC,
+                    seq0.wrapping_add(k as u16),
+                    ts0.wrapping_add(k * RTP_TICKS_PER_FRAME),
+                    t0 + FRAME_DURATION * k + latency,
+                )
+            })
+            .collect()
+    }
+
+    fn played(outs: &[Out]) -> Vec<u16> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Out::Play(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Pops after the last played packet: the stream has ended, so those frames are lost.
+    fn tail(outs: &[Out]) -> u64 {
+        outs.iter().rev().take_while(|o| !matches!(o, Out::Play(_))).count() as u64
+    }
+
+    fn check_identities(s: &JitterStats) {
+        assert_eq!(
+            s.received,
+            s.accepted + s.duplicate + s.late + s.overflow + s.stray,
+            "{s:?}"
+        );
+        assert_eq!(s.pops, s.played + s.concealed + s.silence, "{s:?}");
+    }
+
+    #[test]
+    fn clean_path_plays_everything_in_order_at_20_to_40_ms() {
+        for phase in [0, 3, 7, 13, 19] {
+            let t0 = Instant::now();
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            let sends = stream(t0, 100, 5000, 0..100, ms(30));
+            let (outs, _) = run(&mut jb, t0, sends, ms(phase), 110);
+            let first = outs.iter().position(|o| *o != Out::Silence).unwrap();
+            assert_eq!(
+                played(&outs),
+                (100..200).collect::<Vec<u16>>(),
+                "phase {phase}"
+            );
+            assert!(outs[first..first + 100].iter().all(|o| matches!(o, Out::Play(_))));
+            let s = jb.stats();
+            assert_eq!(s.target_delay, ms(20));
+            assert_eq!((s.lost - tail(&outs), s.inserted, s.dropped), (0, 0, 0));
+            check_identities(s);
+            // Delay while playing (sampled before the stream ran dry).
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            let (_, _) = run(&mut jb, t0, stream(t0, 100, 5000, 0..100, ms(30)), ms(phase), 60);
+            let d = jb.stats().current_delay;
+            assert!(d >= ms(20) && d < ms(40), "phase {phase}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn reordered_and_duplicated_packets_play_once_in_order() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let mut sends = stream(t0, 0, 0, 0..50, ms(10));
+        // Swap arrival of 10 and 11 (11 overtakes), duplicate 20 shortly after itself.
+        let (a, b) = (sends[10].arrival, sends[11].arrival);
+        sends[10].arrival = b + ms(1);
+        sends[11].arrival = a;
+        let mut dup = sends[20];
+        dup.arrival += ms(5);
+        sends.push(dup);
+        let mut dup_played = sends[5];
+        dup_played.arrival += ms(200);
+        sends.push(dup_played);
+        let (outs, outcomes) = run(&mut jb, t0, sends, ms(0), 60);
+        assert_eq!(played(&outs), (0..50).collect::<Vec<u16>>());
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| **o == PushOutcome::Duplicate)
+                .count(),
+            2
+        );
+        assert_eq!(jb.stats().duplicate, 2);
+        check_identities(jb.stats());
+    }
+
+    #[test]
+    fn lost_packet_is_concealed_with_fec_from_the_next_and_late_one_is_counted() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let mut sends = stream(t0, 0, 0, 0..40, ms(10));
+        sends[15].arrival += ms(500); // arrives long after its slot
+        let (outs, outcomes) = run(&mut jb, t0, sends, ms(5), 50);
+        let i = outs.iter().position(|o| *o == Out::Play(14)).unwrap();
+        assert_eq!(outs[i + 1], Out::Conceal(Some(16)));
+        assert_eq!(outs[i + 2], Out::Play(16));
+        assert!(outcomes.contains(&PushOutcome::Late));
+        let s = jb.stats();
+        assert_eq!((s.late, s.lost - tail(&outs), s.fec_recovered), (1, 1, 1));
+        check_identities(s);
+    }
+
+    #[test]
+    fn sequence_and_timestamp_wrap_around() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let ts0 = u32::MAX - 5 * RTP_TICKS_PER_FRAME + 1;
+        let sends = stream(t0, 65_530, ts0, 0..20, ms(10));
+        let (outs, _) = run(&mut jb, t0, sends, ms(0), 25);
+        let want: Vec<u16> = (0..20u16).map(|k| 65_530u16.wrapping_add(k)).collect();
+        assert_eq!(played(&outs), want);
+        let s = jb.stats();
+        assert_eq!((s.seq_jumps, s.resyncs, s.lost - tail(&outs), s.stray), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn long_outage_conceals_to_the_limit_then_silence_then_recovers() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // 1 s outage: frames 50..100 never arrive.
+        let sends: Vec<_> = stream(t0, 0, 0, 0..200, ms(10))
+            .into_iter()
+            .filter(|p| !(50..100).contains(&p.meta.seq))
+            .collect();
+        let (outs, _) = run(&mut jb, t0, sends, ms(0), 210);
+        let i = outs.iter().position(|o| *o == Out::Play(49)).unwrap();
+        let limit = 20; // 400 ms
+        assert!(outs[i + 1..=i + limit].iter().all(|o| matches!(o, Out::Conceal(_))));
+        assert!(outs[i + limit + 1..=i + 50].iter().all(|o| *o == Out::Silence));
+        assert_eq!(outs[i + 51], Out::Play(100));
+        assert_eq!(played(&outs), (0..50).chain(100..200).collect::<Vec<u16>>());
+        let s = jb.stats();
+        assert_eq!(s.lost - tail(&outs), 50);
+        assert_eq!(s.resyncs, 0);
+        check_identities(s);
+    }
+
+    #[test]
+    fn jitter_raises_the_target_and_quiet_packets_absorb_the_change() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // Every 4th packet arrives 70 ms late, the rest on time; all quiet (so adjustments
+        // happen at once).
+        let mut sends = stream(t0, 0, 0, 0..400, ms(10));
+        for (k, p) in sends.iter_mut().enumerate() {
+            if k % 4 == 0 {
+                p.arrival += ms(70);
+            }
+            p.meta.audio_level = Some(AudioLevel {
+                level: 127,
+                voice: false,
+            });
+        }
+        let (outs, _) = run(&mut jb, t0, sends, ms(0), 420);
+        let s = jb.stats();
+        assert!(s.target_delay >= ms(80) && s.target_delay <= ms(400), "{s:?}");
+        assert!(s.inserted > 0);
+        // Once adapted, nothing is late any more: the last 200 frames all play.
+        let p = played(&outs);
+        assert!(p.ends_with(&(200..400).collect::<Vec<u16>>()), "{p:?}");
+        check_identities(s);
+    }
+
+    #[test]
+    fn reset_returns_to_idle_with_cleared_counters() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let (_, _) = run(&mut jb, t0, stream(t0, 0, 0, 0..20, ms(10)), ms(0), 10);
+        assert!(jb.buffered() > 0);
+        jb.reset();
+        assert_eq!(jb.buffered(), 0);
+        assert_eq!(*jb.stats(), JitterStats::default());
+        assert!(matches!(jb.pop(t0 + ms(500)), Playout::Silence));
+        let p = packet(7, 9, 9, t0 + ms(600));
+        assert_eq!(jb.push(t0 + ms(600), &p), PushOutcome::Accepted);
+    }
+
+    #[test]
+    fn config_is_normalized() {
+        let c = JitterConfig {
+            capacity: 0,
+            max_delay: ms(10_000),
+            min_delay: ms(20_000),
+            ..JitterConfig::default()
+        }
+        .normalized();
+        assert_eq!(c.capacity, 4);
+        assert_eq!(c.max_delay, ms(60));
+        assert_eq!(c.min_delay, ms(60));
+    }
+}
