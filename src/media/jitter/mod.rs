@@ -94,7 +94,8 @@ pub enum PushOutcome {
     Accepted,
     /// Its media time is already buffered or played: dropped.
     Duplicate,
-    /// Its frame has already played (or been concealed): dropped.
+    /// Its frame has already played (or been concealed), or it is an old packet from before
+    /// the last played one: dropped.
     Late,
     /// A new timeline started with this packet (new SSRC, timestamp jump, or a stream that
     /// returned on another timeline after going silent); older buffered packets were flushed.
@@ -208,16 +209,26 @@ impl JitterBuffer {
                 self.store(frame, packet, arrival);
                 return PushOutcome::Accepted;
             }
-            if rel < -cap {
+            if rel < -cap && self.newer_than_played(packet.meta.seq) {
                 return self.stray(packet, arrival);
             }
             let slot = &self.slots[self.index(frame)];
-            if slot.frame == frame && slot.state == SlotState::Played {
+            let same_seq = slot
+                .packet
+                .as_ref()
+                .is_some_and(|p| p.meta.seq == packet.meta.seq);
+            if slot.frame == frame && slot.state == SlotState::Played && same_seq {
                 self.stats.duplicate += 1;
                 return PushOutcome::Duplicate;
             }
-            // Late: still evidence that the delay is too short.
-            self.observe(frame, arrival);
+            // Late: evidence that the delay is too short — if it is late by less than the
+            // maximum delay. Later than that no target could have saved it, and such packets
+            // are mostly a sender's timeline moving back (they would only poison the
+            // histogram).
+            let reach = duration_ns(self.config.max_delay) / FRAME_NS + 1;
+            if -rel <= reach {
+                self.observe(frame, arrival);
+            }
             self.reject_streak += 1;
             let newer = self.newer_than_played(packet.meta.seq);
             if newer
@@ -229,7 +240,7 @@ impl JitterBuffer {
             self.stats.late += 1;
             return PushOutcome::Late;
         }
-        if rel >= 2 * cap {
+        if rel >= cap + FAR_AHEAD_FRAMES {
             return self.stray(packet, arrival);
         }
         if rel >= cap {
@@ -609,6 +620,8 @@ const DROP_PATIENCE: u32 = 10;
 const DEAD_AFTER: u32 = 3;
 /// Consecutive late or overflowing packets (with nothing buffered) that force a resync.
 const REJECT_RESYNC_STREAK: u32 = 3;
+/// Beyond the capacity by more than this (20 s), a packet is a stray rather than overflow.
+const FAR_AHEAD_FRAMES: i64 = 1000;
 /// RFC 6464 level (−dBov) at or above which a packet counts as quiet.
 const QUIET_LEVEL: u8 = 50;
 /// Sequence/timestamp disagreement tolerated before counting a sequence jump.
