@@ -98,7 +98,8 @@ impl Scenario {
         let voices = files[..talkers].iter().map(|f| talk(f, backend)).collect();
         let mut enc = OpusEncoder::new(backend, &EncoderConfig::default()).expect("encoder");
         let mut silence = OpusPacket::EMPTY;
-        enc.encode(&AudioFrame::silence(), &mut silence).expect("encode");
+        enc.encode(&AudioFrame::silence(), &mut silence)
+            .expect("encode");
         let mut s = Self {
             room,
             ports,
