@@ -147,22 +147,25 @@ impl Room {
     ///
     /// # Errors
     /// [`RoomError::InvalidConfig`] for `max_members` 0 or above [`MAX_ROOM_MEMBERS`], or
-    /// `max_speakers` 0 or above `max_members`; [`RoomError::Codec`] if the encoder refuses.
+    /// `max_speakers` 0 (above `max_members` it is capped); [`RoomError::Codec`] if the
+    /// encoder refuses.
     pub fn new(id: RoomId, config: RoomConfig) -> Result<Self, RoomError> {
         if config.max_members == 0 || config.max_members > MAX_ROOM_MEMBERS {
             return Err(RoomError::InvalidConfig("max_members outside 1..=4096"));
         }
-        if config.max_speakers == 0 || config.max_speakers > config.max_members {
-            return Err(RoomError::InvalidConfig(
-                "max_speakers outside 1..=max_members",
-            ));
+        if config.max_speakers == 0 {
+            return Err(RoomError::InvalidConfig("max_speakers is 0"));
         }
         Ok(Self {
             id,
             config,
             slots: (0..config.max_members).map(|_| None).collect(),
             activity: vec![Activity::IDLE; config.max_members],
-            selector: SpeakerSelector::new(config.max_members, config.max_speakers),
+            // More speakers than members is harmless: K is capped at the room size.
+            selector: SpeakerSelector::new(
+                config.max_members,
+                config.max_speakers.min(config.max_members),
+            ),
             mixer: Mixer::new(),
             shared_encoder: OpusEncoder::new(config.backend, &config.encoder)?,
             shared_packet: OpusPacket::EMPTY,
