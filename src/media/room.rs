@@ -96,11 +96,11 @@ pub struct RoomStats {
     pub members: usize,
     /// Speakers mixed in the last tick.
     pub speakers: usize,
-    /// Members added / removed / refused (room full or duplicate id).
+    /// Members added.
     pub added: u64,
     /// Members removed.
     pub removed: u64,
-    /// Members refused by [`Room::add_member`].
+    /// Members refused by [`Room::add_member`] (room full or duplicate id).
     pub refused: u64,
     /// Opus packets decoded (all legs).
     pub decodes: u64,
@@ -193,8 +193,9 @@ impl Room {
         Ok(())
     }
 
-    /// Removes a member (between ticks), handing it back so it is dropped off the shard. Its
-    /// unread input stays in its queue and leaves with it; the room's selection forgets it.
+    /// Removes a member, handing it back so it is dropped off the shard. Its unread input
+    /// stays in its queue and leaves with it; the room's selection forgets it. (Taking
+    /// `&mut self`, it can only run between ticks: a shard applies control between ticks.)
     pub fn remove_member(&mut self, id: MemberId) -> Option<Box<Member>> {
         let slot = self.find(id)?;
         let member = self.slots[slot].take()?;
