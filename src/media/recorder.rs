@@ -48,7 +48,7 @@ pub enum RecordEntry {
         /// The Opus payload as received.
         payload: OpusPacket,
     },
-    /// A lost packet rebuilt from the next packet's in-band FEC.
+    /// A lost packet rebuilt from the next packet (in-band FEC, or PLC if it carried none).
     Fec,
     /// A lost packet concealed (PLC).
     Concealed,
