@@ -201,13 +201,22 @@ fn timestamp_jump_resyncs_at_once_without_a_gap_loop() {
         let ts0 = 5_000u32;
         sim.stream(A, 1_000, ts0, 0..50);
         // The sender jumps its timestamps; sequence numbers continue.
-        let ts1 = ts0.wrapping_add(50 * RTP_TICKS_PER_FRAME).wrapping_add(jump);
+        let ts1 = ts0
+            .wrapping_add(50 * RTP_TICKS_PER_FRAME)
+            .wrapping_add(jump);
         sim.stream(A, 1_050, ts1, 50..100);
         sim.idle(3);
-        assert_eq!(&sim.outcomes[50..52], &[PushOutcome::Stray, PushOutcome::Resync]);
+        assert_eq!(
+            &sim.outcomes[50..52],
+            &[PushOutcome::Stray, PushOutcome::Resync]
+        );
         let played = sim.played();
         // Everything before the jump, everything after it but the stray that announced it.
-        assert_eq!(played, ids(0..50).into_iter().chain(51..100).collect::<Vec<_>>(), "{jump}");
+        assert_eq!(
+            played,
+            ids(0..50).into_iter().chain(51..100).collect::<Vec<_>>(),
+            "{jump}"
+        );
         let s = sim.stats();
         assert_eq!((s.resyncs, s.stray), (1, 1));
         assert!(s.lost <= 6, "no gap loop: {s:?}");
@@ -244,7 +253,10 @@ fn small_backward_timestamp_jump_resyncs_once_the_old_timeline_runs_dry() {
     // Two late packets, then the third (nothing buffered any more) starts the new timeline.
     assert_eq!((s.late, s.resyncs), (2, 1), "{s:?}");
     let played = sim.played();
-    assert_eq!(played, ids(0..50).into_iter().chain(52..100).collect::<Vec<_>>());
+    assert_eq!(
+        played,
+        ids(0..50).into_iter().chain(52..100).collect::<Vec<_>>()
+    );
     sim.check_identities();
 }
 
@@ -258,7 +270,11 @@ fn sequence_jump_with_continuous_timestamps_plays_on_and_is_counted() {
     sim.idle(1);
     assert_eq!(sim.played(), ids(0..100));
     let s = sim.stats();
-    assert_eq!((s.seq_jumps, s.resyncs, s.lost, s.stray), (2, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.seq_jumps, s.resyncs, s.lost, s.stray),
+        (2, 0, 0, 0),
+        "{s:?}"
+    );
     sim.check_identities();
 }
 
@@ -269,7 +285,10 @@ fn ssrc_switch_mid_stream_resyncs_to_the_new_source() {
     // B takes over at once with unrelated numbering; A's last packets are still buffered.
     sim.stream(B, 40_000, 3_000_000_000, 1_000..1_050);
     sim.idle(3);
-    assert_eq!(&sim.outcomes[50..52], &[PushOutcome::Stray, PushOutcome::Resync]);
+    assert_eq!(
+        &sim.outcomes[50..52],
+        &[PushOutcome::Stray, PushOutcome::Resync]
+    );
     let played = sim.played();
     let a_played: Vec<u16> = played.iter().copied().filter(|id| *id < 1_000).collect();
     let b_played: Vec<u16> = played.iter().copied().filter(|id| *id >= 1_000).collect();
@@ -286,17 +305,15 @@ fn stray_packets_from_other_ssrcs_never_take_over_a_live_stream() {
     let mut sim = Sim::new();
     let mut rng = Rng::new(99);
     for id in 0..200u16 {
-        let mut packets = vec![packet(
-            A,
-            id,
-            u32::from(id) * RTP_TICKS_PER_FRAME,
-            id,
-        )];
+        let mut packets = vec![packet(A, id, u32::from(id) * RTP_TICKS_PER_FRAME, id)];
         // Sprayed packets (RTP-bleed style) from random SSRCs with plausible numbering,
         // once the stream has started.
         if id % 3 == 1 {
             let ssrc = rng.next_u64() as u32 | 1;
-            packets.insert(0, packet(ssrc, id + 1, u32::from(id + 1) * RTP_TICKS_PER_FRAME, 9_999));
+            packets.insert(
+                0,
+                packet(ssrc, id + 1, u32::from(id + 1) * RTP_TICKS_PER_FRAME, 9_999),
+            );
         }
         sim.step(&packets);
     }
@@ -322,7 +339,10 @@ fn five_hundred_packets_in_one_tick_fill_the_buffer_and_overflow_is_counted() {
         .iter()
         .filter(|o| **o == PushOutcome::Accepted)
         .count();
-    assert!(accepted + 3 >= capacity && accepted <= capacity, "{accepted}");
+    assert!(
+        accepted + 3 >= capacity && accepted <= capacity,
+        "{accepted}"
+    );
     assert_eq!(s.overflow as usize, 500 - accepted, "{s:?}");
     assert_eq!(s.resyncs, 0);
     // The sender carries on in real time; the buffer plays what it holds (shortening the
@@ -349,7 +369,11 @@ fn five_hundred_packets_in_one_tick_fill_the_buffer_and_overflow_is_counted() {
     let s = *sim.stats();
     assert_eq!((s.late, s.resyncs, s.stray), (500, 0, 0), "{s:?}");
     assert_eq!(sim.played(), ids(0..650));
-    assert_eq!(s.target_delay, ms(20), "stale packets do not inflate the delay");
+    assert_eq!(
+        s.target_delay,
+        ms(20),
+        "stale packets do not inflate the delay"
+    );
     sim.check_identities();
 }
 
@@ -381,7 +405,11 @@ fn sequence_and_timestamp_wrap_with_reordering_and_duplicates() {
     sim.idle(3);
     assert_eq!(sim.played(), ids(0..300));
     let s = sim.stats();
-    assert_eq!((s.resyncs, s.stray, s.seq_jumps, s.late), (0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.resyncs, s.stray, s.seq_jumps, s.late),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
     assert!(s.duplicate >= 40, "{s:?}");
     sim.check_identities();
 }
@@ -410,7 +438,11 @@ fn seeded_garbage_never_panics_and_every_packet_and_tick_is_counted() {
             2 => now += ms(rng.next_u64() % 2_000),
             _ => {}
         }
-        let ssrc = if r % 97 == 0 { rng.next_u64() as u32 } else { A };
+        let ssrc = if r.is_multiple_of(97) {
+            rng.next_u64() as u32
+        } else {
+            A
+        };
         seq = seq.wrapping_add((rng.next_u64() % 3) as u16);
         ts = ts.wrapping_add(RTP_TICKS_PER_FRAME * (rng.next_u64() % 3) as u32);
         let mut p = packet(ssrc, seq, ts, i as u16);
@@ -423,9 +455,9 @@ fn seeded_garbage_never_panics_and_every_packet_and_tick_is_counted() {
         for _ in 0..(r >> 8) % 3 {
             jb.push(now, &p);
         }
-        if (r >> 16) % 2 == 0 {
+        if (r >> 16).is_multiple_of(2) {
             // Time may even stand still or go backwards between pops.
-            let back = (r >> 20) % 50 == 0;
+            let back = (r >> 20).is_multiple_of(50);
             let at = if back { now - ms(5).min(now - t0) } else { now };
             let _ = jb.pop(at);
             pops += 1;

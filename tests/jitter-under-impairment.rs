@@ -172,7 +172,10 @@ fn frame_of(p: &RtpPacket) -> usize {
 enum Out {
     Play(usize),
     /// A lost frame, concealed (with the index of the FEC packet, if offered).
-    Lost { frame: usize, fec: Option<usize> },
+    Lost {
+        frame: usize,
+        fec: Option<usize>,
+    },
     /// A lost frame past the concealment limit.
     LostSilent(usize),
     /// A concealment frame inserted to grow the delay.
@@ -255,7 +258,8 @@ fn run(src: &Source, netem: NetemConfig, plan: &[(usize, NetemConfig)]) -> Run {
         r.allocations += allocs() - before;
         let out = match playout {
             Playout::Packet(p) => {
-                dec.decode(p.payload.as_slice(), &mut frame).expect("decode");
+                dec.decode(p.payload.as_slice(), &mut frame)
+                    .expect("decode");
                 Out::Play(frame_of(p))
             }
             Playout::Conceal { fec } => {
@@ -389,7 +393,11 @@ impl Run {
             .iter()
             .filter(|o| matches!(o, Out::Lost { frame: f, .. } | Out::LostSilent(f) if *f > last))
             .count() as u64;
-        assert_eq!(s.lost - tail, lost_frames, "lost counter = frames never there in time");
+        assert_eq!(
+            s.lost - tail,
+            lost_frames,
+            "lost counter = frames never there in time"
+        );
         // Concealment: every lost frame within the limit, plus insertions.
         let silent = self
             .outs
@@ -448,15 +456,24 @@ fn clean_path_plays_every_frame_at_20_to_40_ms() {
     r.check_timeline(n + 30);
     assert_eq!(r.played(), (0..n).collect::<Vec<_>>());
     let s = &r.stats;
-    assert_eq!((s.late, s.inserted, s.dropped, s.resyncs), (0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.late, s.inserted, s.dropped, s.resyncs),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
     assert!(
-        !r.outs.iter().any(|o| matches!(o, Out::Lost { frame, .. } if *frame < n)),
+        !r.outs
+            .iter()
+            .any(|o| matches!(o, Out::Lost { frame, .. } if *frame < n)),
         "nothing concealed while the stream flows"
     );
     // While frames flow, the delay sits between 20 and 40 ms.
     for (tick, current, target) in r.delays.iter().filter(|(t, ..)| *t < n) {
         assert_eq!(*target, ms(20), "tick {tick}");
-        assert!(*current >= ms(20) && *current <= ms(40), "tick {tick}: {current:?}");
+        assert!(
+            *current >= ms(20) && *current <= ms(40),
+            "tick {tick}: {current:?}"
+        );
     }
     let ceiling = codec_correlation(src);
     let corr = r.vs_source(src, 0..n);
@@ -505,12 +522,21 @@ fn loss_reorder_and_50_ms_jitter_lose_no_frame_from_the_timeline() {
     // The target adapted up to the jitter but stayed within bounds.
     let max = JitterConfig::default().max_delay;
     let (_, _, late_target) = *r.delays.last().expect("played");
-    assert!(late_target >= ms(60) && late_target <= max, "{late_target:?}");
-    assert!(r.delays.iter().all(|(_, c, t)| *t <= max && *c <= max + FRAME_DURATION));
+    assert!(
+        late_target >= ms(60) && late_target <= max,
+        "{late_target:?}"
+    );
+    assert!(
+        r.delays
+            .iter()
+            .all(|(_, c, t)| *t <= max && *c <= max + FRAME_DURATION)
+    );
     let ceiling = codec_correlation(src);
     let corr = r.vs_source(src, 0..n);
     let (same, snr) = r.vs_clean(src, 0..n);
-    eprintln!("impaired: vs source {corr} (codec alone {ceiling}), vs clean decode {same} / {snr} dB");
+    eprintln!(
+        "impaired: vs source {corr} (codec alone {ceiling}), vs clean decode {same} / {snr} dB"
+    );
     assert!(corr > 0.65 && same > 0.7, "{corr}, {same}, {snr} dB");
     assert_eq!(r.allocations, 0, "push/pop allocated");
 }
@@ -526,12 +552,19 @@ fn one_second_outage_goes_silent_after_the_limit_and_recovers_within_a_few_ticks
     let r = run(src, clean(), &[(from, blackout), (to, clean())]);
     let n = src.frames.len();
     r.check_timeline(n + 30);
-    let i = r.outs.iter().position(|o| *o == Out::Play(from - 1)).unwrap();
+    let i = r
+        .outs
+        .iter()
+        .position(|o| *o == Out::Play(from - 1))
+        .unwrap();
     let limit = (JitterConfig::default().max_concealment.as_millis() / 20) as usize;
     for (k, o) in r.outs[i + 1..=i + (to - from)].iter().enumerate() {
         let f = from + k;
         if k < limit {
-            assert!(matches!(o, Out::Lost { frame, .. } if *frame == f), "{k}: {o:?}");
+            assert!(
+                matches!(o, Out::Lost { frame, .. } if *frame == f),
+                "{k}: {o:?}"
+            );
         } else {
             assert_eq!(*o, Out::LostSilent(f));
         }
@@ -539,7 +572,10 @@ fn one_second_outage_goes_silent_after_the_limit_and_recovers_within_a_few_ticks
     // The first packet after the outage plays within a few ticks of its arrival.
     let j = r.outs.iter().position(|o| *o == Out::Play(to)).unwrap();
     let arrived = r.arrived_tick[to].unwrap();
-    assert!(j >= arrived && j - arrived <= 2, "arrived {arrived}, played {j}");
+    assert!(
+        j >= arrived && j - arrived <= 2,
+        "arrived {arrived}, played {j}"
+    );
     assert_eq!(r.played(), (0..from).chain(to..n).collect::<Vec<_>>());
     let s = &r.stats;
     assert_eq!((s.resyncs, s.late, s.dropped), (0, 0, 0));
@@ -548,8 +584,13 @@ fn one_second_outage_goes_silent_after_the_limit_and_recovers_within_a_few_ticks
     let (before, _) = r.vs_clean(src, 0..from);
     let (after, snr) = r.vs_clean(src, to + 3..n);
     let speech = r.vs_source(src, to + 3..n);
-    eprintln!("outage: vs clean decode before {before}, after {after} ({snr} dB); vs source after {speech}");
-    assert!(before > 0.999 && after > 0.95, "before {before}, after {after}");
+    eprintln!(
+        "outage: vs clean decode before {before}, after {after} ({snr} dB); vs source after {speech}"
+    );
+    assert!(
+        before > 0.999 && after > 0.95,
+        "before {before}, after {after}"
+    );
     assert!(speech > 0.8, "{speech}");
     // The outage itself is concealment fading into digital silence.
     let silent = &r.track[(from + limit) * FRAME_SAMPLES..to * FRAME_SAMPLES];

@@ -190,11 +190,16 @@ mod tests {
         // Uniform 0..100 ms relative delay: the 95th percentile is about 95 ms.
         let mut x: u64 = 1;
         for _ in 0..3000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             e.observe(((x >> 33) % 100) as i64 * MS);
         }
         let t = e.target();
-        assert!(t >= Duration::from_millis(90) && t <= Duration::from_millis(110), "{t:?}");
+        assert!(
+            t >= Duration::from_millis(90) && t <= Duration::from_millis(110),
+            "{t:?}"
+        );
         for i in 0..3000 {
             e.observe(if i % 2 == 0 { 0 } else { 10_000 * MS });
         }

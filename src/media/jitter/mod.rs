@@ -14,9 +14,10 @@
 //!   clean path it is the minimum (20 ms), and the playout delay settles at 20–40 ms.
 //! - **Convergence**: when the delay of the frame at the head is below the target, a
 //!   concealment frame is *inserted* (the head waits a tick); when it is more than a frame
-//!   above, a packet is *dropped*. Both happen at sensible moments first — an insertion when
-//!   the head packet is missing anyway, either when the head packet is quiet (RFC 6464 level) —
-//!   and only after some patience in the middle of speech. One adjustment per tick at most.
+//!   above, a packet is *dropped*. Both prefer sensible moments — an insertion while the head
+//!   packet is missing anyway, either one when the head packet is quiet (RFC 6464 level) — and
+//!   happen in the middle of speech only after some patience (or, for drops, when the excess
+//!   is large). One adjustment per tick at most, so the delay converges instead of jumping.
 //! - **Gaps**: a missing frame is [`Playout::Conceal`] (with the next packet's in-band FEC when
 //!   that packet is already here), until [`JitterConfig::max_concealment`] of consecutive
 //!   concealment, then [`Playout::Silence`]. When packets return they play within a few ticks.
@@ -245,8 +246,7 @@ impl JitterBuffer {
         }
         if rel >= cap {
             self.reject_streak += 1;
-            if self.buffered == 0
-                && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
+            if self.buffered == 0 && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
             {
                 return self.resync(packet, arrival);
             }
@@ -421,7 +421,10 @@ impl JitterBuffer {
         self.conceal_streak = 0;
         self.stats.played += 1;
         // A buffered slot always holds its packet (`store` sets both together).
-        let packet = self.slots[i].packet.as_ref().expect("buffered slot holds a packet");
+        let packet = self.slots[i]
+            .packet
+            .as_ref()
+            .expect("buffered slot holds a packet");
         self.last_played_seq = Some(packet.meta.seq);
         Playout::Packet(packet)
     }
@@ -728,7 +731,10 @@ mod tests {
 
     /// Pops after the last played packet: the stream has ended, so those frames are lost.
     fn tail(outs: &[Out]) -> u64 {
-        outs.iter().rev().take_while(|o| !matches!(o, Out::Play(_))).count() as u64
+        outs.iter()
+            .rev()
+            .take_while(|o| !matches!(o, Out::Play(_)))
+            .count() as u64
     }
 
     fn check_identities(s: &JitterStats) {
@@ -753,14 +759,24 @@ mod tests {
                 (100..200).collect::<Vec<u16>>(),
                 "phase {phase}"
             );
-            assert!(outs[first..first + 100].iter().all(|o| matches!(o, Out::Play(_))));
+            assert!(
+                outs[first..first + 100]
+                    .iter()
+                    .all(|o| matches!(o, Out::Play(_)))
+            );
             let s = jb.stats();
             assert_eq!(s.target_delay, ms(20));
             assert_eq!((s.lost - tail(&outs), s.inserted, s.dropped), (0, 0, 0));
             check_identities(s);
             // Delay while playing (sampled before the stream ran dry).
             let mut jb = JitterBuffer::new(JitterConfig::default());
-            let (_, _) = run(&mut jb, t0, stream(t0, 100, 5000, 0..100, ms(30)), ms(phase), 60);
+            let (_, _) = run(
+                &mut jb,
+                t0,
+                stream(t0, 100, 5000, 0..100, ms(30)),
+                ms(phase),
+                60,
+            );
             let d = jb.stats().current_delay;
             assert!(d >= ms(20) && d < ms(40), "phase {phase}: {d:?}");
         }
@@ -820,7 +836,10 @@ mod tests {
         let want: Vec<u16> = (0..20u16).map(|k| 65_530u16.wrapping_add(k)).collect();
         assert_eq!(played(&outs), want);
         let s = jb.stats();
-        assert_eq!((s.seq_jumps, s.resyncs, s.lost - tail(&outs), s.stray), (0, 0, 0, 0));
+        assert_eq!(
+            (s.seq_jumps, s.resyncs, s.lost - tail(&outs), s.stray),
+            (0, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -835,8 +854,16 @@ mod tests {
         let (outs, _) = run(&mut jb, t0, sends, ms(0), 210);
         let i = outs.iter().position(|o| *o == Out::Play(49)).unwrap();
         let limit = 20; // 400 ms
-        assert!(outs[i + 1..=i + limit].iter().all(|o| matches!(o, Out::Conceal(_))));
-        assert!(outs[i + limit + 1..=i + 50].iter().all(|o| *o == Out::Silence));
+        assert!(
+            outs[i + 1..=i + limit]
+                .iter()
+                .all(|o| matches!(o, Out::Conceal(_)))
+        );
+        assert!(
+            outs[i + limit + 1..=i + 50]
+                .iter()
+                .all(|o| *o == Out::Silence)
+        );
         assert_eq!(outs[i + 51], Out::Play(100));
         assert_eq!(played(&outs), (0..50).chain(100..200).collect::<Vec<u16>>());
         let s = jb.stats();
@@ -863,7 +890,10 @@ mod tests {
         }
         let (outs, _) = run(&mut jb, t0, sends, ms(0), 420);
         let s = jb.stats();
-        assert!(s.target_delay >= ms(80) && s.target_delay <= ms(400), "{s:?}");
+        assert!(
+            s.target_delay >= ms(80) && s.target_delay <= ms(400),
+            "{s:?}"
+        );
         assert!(s.inserted > 0);
         // Once adapted, nothing is late any more: the last 200 frames all play.
         let p = played(&outs);
