@@ -902,6 +902,35 @@ mod tests {
     }
 
     #[test]
+    fn delay_shrinks_back_by_dropping_once_the_jitter_is_forgotten() {
+        for quiet in [true, false] {
+            let t0 = Instant::now();
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            let n = 8_000;
+            let mut sends = stream(t0, 0, 0, 0..n, ms(10));
+            for (k, p) in sends.iter_mut().enumerate() {
+                if k < 500 && k % 4 == 0 {
+                    p.arrival += ms(70);
+                }
+                p.meta.audio_level = quiet.then_some(AudioLevel {
+                    level: 127,
+                    voice: false,
+                });
+            }
+            let (outs, _) = run(&mut jb, t0, sends, ms(0), n - 10);
+            let s = *jb.stats();
+            assert_eq!(s.target_delay, ms(20), "quiet {quiet}: {s:?}");
+            assert!(s.current_delay >= ms(18) && s.current_delay < ms(42), "{s:?}");
+            assert!(s.dropped >= 3, "{s:?}");
+            // Nothing played twice or out of order, and after the jitter nothing is lost.
+            let p = played(&outs);
+            assert!(p.windows(2).all(|w| w[0] < w[1]));
+            assert!(!outs[600..].iter().any(|o| matches!(o, Out::Conceal(_))));
+            check_identities(&s);
+        }
+    }
+
+    #[test]
     fn reset_returns_to_idle_with_cleared_counters() {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(JitterConfig::default());
