@@ -438,11 +438,7 @@ fn seeded_garbage_never_panics_and_every_packet_and_tick_is_counted() {
             2 => now += ms(rng.next_u64() % 2_000),
             _ => {}
         }
-<<<<<<< HEAD
-        let ssrc = if r % 97 == 0 {
-=======
         let ssrc = if r.is_multiple_of(97) {
->>>>>>> jitter
             rng.next_u64() as u32
         } else {
             A

@@ -241,12 +241,8 @@ impl JitterBuffer {
         }
         if rel >= cap {
             self.reject_streak += 1;
-<<<<<<< HEAD
-            if self.buffered == 0 && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
-=======
             if self.slots.buffered() == 0
                 && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
->>>>>>> jitter
             {
                 return self.resync(packet, arrival);
             }
@@ -414,22 +410,12 @@ impl JitterBuffer {
         self.advance();
         self.conceal_streak = 0;
         self.stats.played += 1;
-<<<<<<< HEAD
-        // A buffered slot always holds its packet (`store` sets both together).
-        let packet = self.slots[i]
-            .packet
-            .as_ref()
-            .expect("buffered slot holds a packet");
-        self.last_played_seq = Some(packet.meta.seq);
-        Playout::Packet(packet)
-=======
         self.last_played_seq = Some(seq);
         match self.slots.play(frame) {
             Some(packet) => Playout::Packet(packet),
             // `get` just found it buffered.
             None => Playout::Conceal { fec: None },
         }
->>>>>>> jitter
     }
 
     fn missing(&mut self) -> Playout<'_> {
