@@ -545,7 +545,11 @@ impl RecordingWriter {
     }
 
     fn write_sidecar(&self, finished: bool, ticks: u64) -> Result<(), RecordingError> {
-        let streams = self.streams.iter().map(|s| self.sidecar_stream(s)).collect();
+        let streams = self
+            .streams
+            .iter()
+            .map(|s| self.sidecar_stream(s))
+            .collect();
         self.store_sidecar(finished, ticks, streams, Integrity::default())
     }
 
@@ -573,12 +577,7 @@ impl RecordingWriter {
                 )
             })
             .collect();
-        self.store_sidecar(
-            finished,
-            summary.ticks,
-            streams,
-            summary.integrity.clone(),
-        )
+        self.store_sidecar(finished, summary.ticks, streams, summary.integrity.clone())
     }
 
     fn store_sidecar(

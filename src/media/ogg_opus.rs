@@ -211,7 +211,7 @@ impl<W: Write> OggOpusWriter<W> {
     }
 
     /// Appends one audio packet lasting `samples` (48 kHz); the granule position advances by
-    /// it. A page is written when it holds `packets_per_page` packets.
+    /// it. A page is written once it holds `packets_per_page` packets and another comes.
     ///
     /// # Errors
     /// [`OggError::BadPacket`] for an empty packet (nothing is written), [`OggError::Io`].
@@ -219,14 +219,15 @@ impl<W: Write> OggOpusWriter<W> {
         if packet.is_empty() {
             return Err(OggError::BadPacket(0));
         }
-        if self.lacing.len() + packet.len() / 255 + 1 > MAX_SEGMENTS {
+        // A full page is written only when the next packet comes, so that the last page
+        // (flagged EOS by `finish`) normally carries packets.
+        if self.pending >= self.packets_per_page
+            || self.lacing.len() + packet.len() / 255 + 1 > MAX_SEGMENTS
+        {
             self.flush_page(0, self.granule)?;
         }
         self.push_packet(packet)?;
         self.granule += u64::from(samples);
-        if self.pending >= self.packets_per_page {
-            self.flush_page(0, self.granule)?;
-        }
         Ok(())
     }
 
@@ -244,7 +245,7 @@ impl<W: Write> OggOpusWriter<W> {
     }
 
     /// Ends the stream: writes the last page flagged EOS (an empty one if nothing is
-    /// buffered), flushes and returns the sink.
+    /// buffered, i.e. right after [`Self::flush`]), flushes and returns the sink.
     ///
     /// # Errors
     /// [`OggError::Io`].
@@ -269,7 +270,8 @@ impl<W: Write> OggOpusWriter<W> {
         if segments > MAX_SEGMENTS {
             return Err(OggError::BadPacket(packet.len()));
         }
-        self.lacing.extend(std::iter::repeat_n(255, packet.len() / 255));
+        self.lacing
+            .extend(std::iter::repeat_n(255, packet.len() / 255));
         // In range: the remainder of a division by 255.
         self.lacing.push((packet.len() % 255) as u8);
         self.body.extend_from_slice(packet);
@@ -335,7 +337,8 @@ pub struct OggOpusFile {
     pub serial: u32,
     /// Number of pages (headers included).
     pub pages: u32,
-    /// Granule positions of the audio pages, in order.
+    /// Granule positions of the audio pages that end packets, in order (an empty EOS page,
+    /// written when a stream ends right after a flush, is checked but not listed).
     pub page_granules: Vec<u64>,
     /// The audio packets in order.
     pub packets: Vec<OggPacket>,
@@ -394,7 +397,9 @@ impl OggOpusFile {
             return Err(OggError::Invalid("EOS flag must be on the last page only"));
         }
         let [head_packet] = first.3.as_slice() else {
-            return Err(OggError::Invalid("OpusHead must be alone on the first page"));
+            return Err(OggError::Invalid(
+                "OpusHead must be alone on the first page",
+            ));
         };
         let head = OpusHead::parse(head_packet)?;
         let [tags] = raw[1].3.as_slice() else {
@@ -429,7 +434,9 @@ impl OggOpusFile {
                     found: page_granule,
                 });
             }
-            file.page_granules.push(page_granule);
+            if file.packets.last().is_some_and(|p| p.page == sequence) {
+                file.page_granules.push(page_granule);
+            }
         }
         Ok(file)
     }
@@ -610,8 +617,7 @@ mod tests {
 
     #[test]
     fn empty_packets_are_refused() {
-        let mut w =
-            OggOpusWriter::new(Vec::new(), 1, OpusHead::default(), VENDOR, &[], 1).unwrap();
+        let mut w = OggOpusWriter::new(Vec::new(), 1, OpusHead::default(), VENDOR, &[], 1).unwrap();
         assert_eq!(w.write_packet(&[], 960), Err(OggError::BadPacket(0)));
         assert_eq!(w.granule(), 0);
     }
