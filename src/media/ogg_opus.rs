@@ -367,7 +367,7 @@ impl OggOpusFile {
                 return Err(OggError::Invalid("more than one serial number"));
             }
             let continued = page.flags & 0x01 != 0;
-            if continued != !partial.is_empty() {
+            if continued == partial.is_empty() {
                 return Err(OggError::Invalid("continuation flag disagrees with lacing"));
             }
             let mut done = Vec::new();
