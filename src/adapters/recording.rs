@@ -686,3 +686,106 @@ fn wav_err(path: &Path, e: &hound::Error) -> RecordingError {
         message: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::packet::{OpusPacket, RtpMeta};
+    use crate::media::room::MemberId;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mediabot-recording-unit-{}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn event(tick: u64, stream: RecordStream, entry: RecordEntry) -> RecordEvent {
+        RecordEvent {
+            tick,
+            stream,
+            entry,
+        }
+    }
+
+    fn leg_only() -> RecorderConfig {
+        RecorderConfig {
+            legs: vec![MemberId(3)],
+            mix: false,
+            capacity: 8,
+        }
+    }
+
+    #[test]
+    fn an_existing_recording_is_never_overwritten() {
+        let dir = temp_dir("exists");
+        let first = RecordingWriter::create(&dir, &leg_only(), RecordingOptions::default());
+        assert!(first.is_ok());
+        let again = RecordingWriter::create(&dir, &leg_only(), RecordingOptions::default());
+        assert!(matches!(
+            again,
+            Err(RecordingError::Io {
+                kind: io::ErrorKind::AlreadyExists,
+                ..
+            })
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn repeats_are_ignored_invalid_packets_replaced_and_unknown_streams_backfilled() {
+        let dir = temp_dir("repeats");
+        let mut w = RecordingWriter::create(&dir, &leg_only(), RecordingOptions::default())
+            .expect("create");
+        let leg = RecordStream::Leg(MemberId(3));
+        let good = OpusPacket::from_slice(&SILENCE_PACKET).expect("packet");
+        // A 40 ms packet (code 1, two 20 ms frames): valid Opus, but not one tick.
+        let long = OpusPacket::from_slice(&[0xf9, 0xff, 0xfe]).expect("packet");
+        let packet = |payload| RecordEntry::Packet {
+            meta: RtpMeta::default(),
+            payload,
+        };
+        w.write_event(&event(0, leg, packet(good))).expect("write");
+        w.write_event(&event(0, leg, packet(good))).expect("repeat");
+        w.write_event(&event(1, leg, packet(long))).expect("write");
+        // A leg the config did not name shows up at tick 2: ticks 0 and 1 were lost.
+        let other = RecordStream::Leg(MemberId(4));
+        w.write_event(&event(2, other, RecordEntry::Concealed))
+            .expect("write");
+        let summary = w.finish(Some(4)).expect("finish");
+        assert_eq!(summary.ticks, 4);
+        let c3 = summary.streams[0].counts;
+        assert_eq!(
+            (c3.frames, c3.received, c3.invalid, c3.gap_filled),
+            (4, 2, 1, 2)
+        );
+        let c4 = summary.streams[1].counts;
+        assert_eq!((c4.frames, c4.concealed, c4.gap_filled), (4, 1, 3));
+        assert_eq!(summary.integrity.duplicate_events, 1);
+        assert!(summary.integrity.exact && !summary.integrity.complete);
+        let bytes = fs::read(dir.join("leg-3.opus")).expect("file");
+        let file = crate::media::ogg_opus::OggOpusFile::parse(&bytes).expect("valid");
+        let data: Vec<&[u8]> = file.packets.iter().map(|p| p.data.as_slice()).collect();
+        assert_eq!(
+            data,
+            [&SILENCE_PACKET[..], &PLC_PACKET, &PLC_PACKET, &PLC_PACKET]
+        );
+        assert!(dir.join("leg-4.opus").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_first_sidecar_marks_a_recording_in_progress() {
+        let dir = temp_dir("progress");
+        let _w = RecordingWriter::create(&dir, &leg_only(), RecordingOptions::default())
+            .expect("create");
+        let side: RecordingSidecar =
+            serde_json::from_slice(&fs::read(dir.join(SIDECAR_FILE)).expect("sidecar"))
+                .expect("json");
+        assert!(!side.finished);
+        assert_eq!(side.streams[0].file, "leg-3.opus");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
