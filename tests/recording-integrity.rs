@@ -29,7 +29,8 @@ use room_support::{TICK, correlation_at, find_lag, leg_config, speech};
 
 const RECORDER: MemberId = MemberId(90);
 
-/// A fresh, empty directory under the system temp dir (removed by [`TempDir`]'s drop).
+/// A fresh, empty directory under the system temp dir, removed on drop unless
+/// `MEDIABOT_KEEP_RECORDINGS` is set (to play the files with other tools).
 struct TempDir(PathBuf);
 
 impl TempDir {
@@ -43,6 +44,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::env::var_os("MEDIABOT_KEEP_RECORDINGS").is_some() {
+            println!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
