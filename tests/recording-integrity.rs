@@ -14,8 +14,10 @@ mod room_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use mediabot::adapters::recording::{RecordingOptions, RecordingSummary, RecordingWriter};
-use mediabot::adapters::recording_sidecar::{RecordingSidecar, StreamKind};
+use mediabot::adapters::recording::{
+    RecordingOptions, RecordingSidecar, RecordingSummary, RecordingWriter, StreamKind,
+};
+
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncoder};
 use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES, RTP_TICKS_PER_FRAME};
 use mediabot::media::leg::LegPort;

@@ -5,5 +5,4 @@ pub mod graph_token;
 pub mod jwks;
 pub mod notification_auth;
 pub mod recording;
-pub mod recording_sidecar;
 pub mod tls;

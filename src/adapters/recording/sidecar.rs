@@ -1,12 +1,20 @@
 //! The `recording.json` sidecar of a call recording: what each file holds, tick by tick, so a
 //! recording's integrity can be proved without decoding it.
 //!
-//! Written by [`crate::adapters::recording::RecordingWriter`] twice: when the recording starts
+//! Written by [`super::RecordingWriter`] twice: when the recording starts
 //! (`"finished": false`, so a crashed recording is recognisable) and when it is finalized.
 //! Both writes go to a temporary file renamed over the old one, so readers never see half a
 //! sidecar. The schema (camelCase JSON) is documented in the README, section Recordings.
 
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
+
+use crate::media::frame::{FRAME_DURATION, RTP_TICKS_PER_FRAME, SAMPLE_RATE};
+use crate::media::recorder::RecordStream;
 
 /// Sidecar schema version.
 pub const SIDECAR_VERSION: u32 = 1;
@@ -127,4 +135,72 @@ pub struct Integrity {
     pub duplicate_events: u64,
     /// One sentence saying the above.
     pub verdict: String,
+}
+
+impl RecordingSidecar {
+    /// A sidecar for a recording that started at `started_at` and holds `ticks` ticks.
+    pub(super) fn new(
+        call_id: Option<String>,
+        finished: bool,
+        started_at: SystemTime,
+        ticks: u64,
+        streams: Vec<SidecarStream>,
+        integrity: Integrity,
+    ) -> Self {
+        let media = FRAME_DURATION.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX));
+        Self {
+            version: SIDECAR_VERSION,
+            call_id,
+            finished,
+            started_at: rfc3339(started_at),
+            ended_at: rfc3339(started_at + media),
+            sample_rate: SAMPLE_RATE,
+            frame_samples: RTP_TICKS_PER_FRAME,
+            ticks,
+            streams,
+            integrity,
+        }
+    }
+}
+
+/// The sidecar entry of one stream; `packets` are its first and last packet ticks.
+pub(super) fn stream_entry(
+    stream: RecordStream,
+    file: &str,
+    counts: StreamCounts,
+    pre_skip: u16,
+    packets: (Option<u64>, Option<u64>),
+) -> SidecarStream {
+    let (kind, member, format, pre_skip) = match stream {
+        RecordStream::Leg(id) => (StreamKind::Leg, Some(id.0), "ogg-opus", Some(pre_skip)),
+        RecordStream::Mix => (StreamKind::Mix, None, "wav-s16le-48000-mono", None),
+    };
+    SidecarStream {
+        kind,
+        member,
+        file: file.to_string(),
+        format: format.to_string(),
+        pre_skip,
+        first_tick: 0,
+        last_tick: counts.frames.checked_sub(1),
+        first_packet_tick: packets.0,
+        last_packet_tick: packets.1,
+        counts,
+    }
+}
+
+/// Writes `sidecar` to `dir/recording.json` through a temporary file and a rename.
+pub(super) fn store(dir: &Path, sidecar: &RecordingSidecar) -> io::Result<()> {
+    // Serializing plain structs of strings and integers cannot fail.
+    let json = serde_json::to_vec_pretty(sidecar).expect("sidecar serializes");
+    let tmp = dir.join(format!("{SIDECAR_FILE}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&json)?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(SIDECAR_FILE))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }

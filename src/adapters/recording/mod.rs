@@ -4,7 +4,7 @@
 //! ```text
 //! <dir>/leg-<member>.opus   one per recorded call leg: Ogg Opus, the received packets unchanged
 //! <dir>/mix.wav             the room's mix, 16-bit 48 kHz mono (if the tap records the mix)
-//! <dir>/recording.json      the sidecar (see crate::adapters::recording_sidecar)
+//! <dir>/recording.json      the sidecar (see RecordingSidecar)
 //! ```
 //!
 //! **Every file holds exactly one 20 ms frame per tick**, from the tick the tap joined the room
@@ -25,24 +25,28 @@
 //!
 //! [`RecordingWriter`] is a plain value: feed it events ([`RecordingWriter::write_event`],
 //! [`RecordingWriter::drain`]) from any non-real-time thread or a tokio blocking task, then
-//! [`RecordingWriter::finish`]. [`RecordingWriter::spawn`] runs that loop on its own thread.
+//! [`RecordingWriter::finish`]. [`RecordingWriter::spawn`] runs that loop on its own thread
+//! ([`RecordingHandle`]).
 //! It allocates and blocks on the file system freely: never run it on a shard.
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+mod sidecar;
+mod thread;
 
-use rtrb::Consumer;
-
-use crate::adapters::recording_sidecar::{
+pub use sidecar::{
     Integrity, RecordingSidecar, SIDECAR_FILE, SIDECAR_VERSION, SidecarStream, StreamCounts,
     StreamKind,
 };
+pub use thread::RecordingHandle;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rtrb::Consumer;
+
 use crate::media::codec::packet_duration;
-use crate::media::frame::{FRAME_DURATION, FRAME_SAMPLES, RTP_TICKS_PER_FRAME, SAMPLE_RATE};
+use crate::media::frame::{FRAME_SAMPLES, RTP_TICKS_PER_FRAME, SAMPLE_RATE};
 use crate::media::ogg_opus::{
     DEFAULT_PRE_SKIP, OggError, OggOpusWriter, OpusHead, PLC_PACKET, SILENCE_PACKET, VENDOR,
 };
@@ -216,7 +220,7 @@ impl RecordingWriter {
         if config.mix {
             writer.stream_index(RecordStream::Mix)?;
         }
-        writer.write_sidecar(false, 0)?;
+        writer.write_sidecar(false, 0, writer.sidecar_streams(), Integrity::default())?;
         Ok(writer)
     }
 
@@ -271,6 +275,7 @@ impl RecordingWriter {
             self.fill_gap(i, ticks)?;
         }
         let integrity = self.integrity(ticks);
+        let entries = self.sidecar_streams();
         let mut streams = Vec::with_capacity(self.streams.len());
         for s in self.streams.drain(..) {
             match s.sink {
@@ -298,47 +303,8 @@ impl RecordingWriter {
             streams,
             integrity,
         };
-        self.write_sidecar_from(&summary, true)?;
+        self.write_sidecar(true, ticks, entries, summary.integrity.clone())?;
         Ok(summary)
-    }
-
-    /// Runs the writer on its own thread: it drains `events` every `poll` until
-    /// [`RecordingHandle::stop`] (or until the tap is dropped and its queue is empty), then
-    /// finishes.
-    ///
-    /// # Errors
-    /// [`RecordingError::Thread`] if the thread cannot be started.
-    pub fn spawn(
-        self,
-        mut events: Consumer<RecordEvent>,
-        poll: Duration,
-    ) -> Result<RecordingHandle, RecordingError> {
-        let (stop, stopped) = mpsc::channel::<Option<u64>>();
-        let thread = std::thread::Builder::new()
-            .name("recording".into())
-            .spawn(move || {
-                let mut writer = self;
-                loop {
-                    writer.drain(&mut events)?;
-                    match stopped.recv_timeout(poll) {
-                        Ok(tap_ticks) => {
-                            writer.drain(&mut events)?;
-                            return writer.finish(tap_ticks);
-                        }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            if events.is_abandoned() && events.is_empty() {
-                                return writer.finish(None);
-                            }
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            writer.drain(&mut events)?;
-                            return writer.finish(None);
-                        }
-                    }
-                }
-            })
-            .map_err(|_| RecordingError::Thread("could not spawn"))?;
-        Ok(RecordingHandle { stop, thread })
     }
 
     fn stream_index(&mut self, stream: RecordStream) -> Result<usize, RecordingError> {
@@ -533,144 +499,38 @@ impl RecordingWriter {
         }
     }
 
-    fn sidecar_stream(&self, s: &StreamState) -> SidecarStream {
-        stream_entry(
-            s.stream,
-            &s.file,
-            s.counts,
-            self.options.pre_skip,
-            s.first_packet_tick,
-            s.last_packet_tick,
-        )
-    }
-
-    fn write_sidecar(&self, finished: bool, ticks: u64) -> Result<(), RecordingError> {
-        let streams = self
-            .streams
-            .iter()
-            .map(|s| self.sidecar_stream(s))
-            .collect();
-        self.store_sidecar(finished, ticks, streams, Integrity::default())
-    }
-
-    fn write_sidecar_from(
-        &self,
-        summary: &RecordingSummary,
-        finished: bool,
-    ) -> Result<(), RecordingError> {
-        let streams = summary
-            .streams
+    fn sidecar_streams(&self) -> Vec<SidecarStream> {
+        self.streams
             .iter()
             .map(|s| {
-                let file = s
-                    .path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                stream_entry(
+                sidecar::stream_entry(
                     s.stream,
-                    &file,
+                    &s.file,
                     s.counts,
                     self.options.pre_skip,
-                    s.first_packet_tick,
-                    s.last_packet_tick,
+                    (s.first_packet_tick, s.last_packet_tick),
                 )
             })
-            .collect();
-        self.store_sidecar(finished, summary.ticks, streams, summary.integrity.clone())
+            .collect()
     }
 
-    fn store_sidecar(
+    fn write_sidecar(
         &self,
         finished: bool,
         ticks: u64,
         streams: Vec<SidecarStream>,
         integrity: Integrity,
     ) -> Result<(), RecordingError> {
-        let media = FRAME_DURATION.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX));
-        let sidecar = RecordingSidecar {
-            version: SIDECAR_VERSION,
-            call_id: self.options.call_id.clone(),
+        let doc = RecordingSidecar::new(
+            self.options.call_id.clone(),
             finished,
-            started_at: rfc3339(self.options.started_at),
-            ended_at: rfc3339(self.options.started_at + media),
-            sample_rate: SAMPLE_RATE,
-            frame_samples: RTP_TICKS_PER_FRAME,
+            self.options.started_at,
             ticks,
             streams,
             integrity,
-        };
-        // Serializing plain structs of strings and integers cannot fail.
-        let json = serde_json::to_vec_pretty(&sidecar).expect("sidecar serializes");
-        let path = self.dir.join(SIDECAR_FILE);
-        let tmp = self.dir.join(format!("{SIDECAR_FILE}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| io_err(&path, &e))
+        );
+        sidecar::store(&self.dir, &doc).map_err(|e| io_err(&self.dir.join(SIDECAR_FILE), &e))
     }
-}
-
-fn stream_entry(
-    stream: RecordStream,
-    file: &str,
-    counts: StreamCounts,
-    pre_skip: u16,
-    first_packet_tick: Option<u64>,
-    last_packet_tick: Option<u64>,
-) -> SidecarStream {
-    let (kind, member, format, pre_skip) = match stream {
-        RecordStream::Leg(id) => (StreamKind::Leg, Some(id.0), "ogg-opus", Some(pre_skip)),
-        RecordStream::Mix => (StreamKind::Mix, None, "wav-s16le-48000-mono", None),
-    };
-    SidecarStream {
-        kind,
-        member,
-        file: file.to_string(),
-        format: format.to_string(),
-        pre_skip,
-        first_tick: 0,
-        last_tick: counts.frames.checked_sub(1),
-        first_packet_tick,
-        last_packet_tick,
-        counts,
-    }
-}
-
-/// The running writer thread of [`RecordingWriter::spawn`].
-#[derive(Debug)]
-pub struct RecordingHandle {
-    stop: mpsc::Sender<Option<u64>>,
-    thread: JoinHandle<Result<RecordingSummary, RecordingError>>,
-}
-
-impl RecordingHandle {
-    /// Stops the thread after it has written every queued event, and finishes the recording
-    /// (see [`RecordingWriter::finish`] for `tap_ticks`). Take the tap out of its room first,
-    /// so no event arrives after the final drain.
-    ///
-    /// # Errors
-    /// The writer's error, or [`RecordingError::Thread`] if it panicked.
-    pub fn stop(self, tap_ticks: Option<u64>) -> Result<RecordingSummary, RecordingError> {
-        // A send error means the thread already ended (error or abandoned tap): join tells.
-        let _ = self.stop.send(tap_ticks);
-        self.thread
-            .join()
-            .map_err(|_| RecordingError::Thread("panicked"))?
-    }
-
-    /// Whether the thread has ended (e.g. after its tap was dropped, or on an error).
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
-    }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 fn io_err(path: &Path, e: &io::Error) -> RecordingError {
