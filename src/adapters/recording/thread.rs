@@ -81,3 +81,49 @@ impl RecordingHandle {
         self.thread.is_finished()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::adapters::recording::RecordingOptions;
+    use crate::media::recorder::{RecorderConfig, RecorderTap};
+    use crate::media::room::MemberId;
+
+    #[test]
+    fn the_thread_finishes_by_itself_when_the_tap_is_dropped() {
+        let dir =
+            std::env::temp_dir().join(format!("mediabot-recording-thread-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = RecorderConfig {
+            legs: vec![MemberId(1)],
+            mix: true,
+            capacity: 64,
+        };
+        let (mut tap, events) = RecorderTap::new(&config);
+        let writer =
+            RecordingWriter::create(&dir, &config, RecordingOptions::default()).expect("create");
+        let handle = writer
+            .spawn(events, Duration::from_millis(1))
+            .expect("thread");
+        for _ in 0..5 {
+            tap.record_leg(MemberId(1), None);
+            tap.record_mix(&crate::media::frame::AudioFrame::silence());
+            tap.end_tick();
+        }
+        drop(tap);
+        // Bounded wait for the thread to notice; the assertion is on what it wrote.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(handle.is_finished(), "ended without being told");
+        let summary = handle.stop(None).expect("summary");
+        assert_eq!(summary.ticks, 5);
+        assert!(summary.integrity.complete);
+        assert_eq!(summary.streams[0].counts.absent, 5);
+        assert_eq!(summary.streams[1].counts.mixed, 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
