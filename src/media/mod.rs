@@ -12,6 +12,7 @@ pub mod jitter;
 pub mod leg;
 pub mod member;
 pub mod mixer;
+pub mod ogg_opus;
 pub mod packet;
 pub mod prompt;
 pub mod recorder;
