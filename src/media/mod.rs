@@ -5,4 +5,6 @@
 //! See the crate docs for the real-time rules every type here follows.
 
 pub mod frame;
+pub mod histogram;
 pub mod packet;
+pub mod ticker;
