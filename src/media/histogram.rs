@@ -47,6 +47,28 @@ impl Histogram {
         }
     }
 
+    /// Rebuilds a histogram from raw parts (bucket counters, sum, min and max in
+    /// nanoseconds), as published through atomics by another thread. The count is the sum
+    /// of the buckets; `min` is ignored when every bucket is empty.
+    pub fn from_raw(
+        counts: [u64; BUCKETS],
+        sum_nanos: u128,
+        min_nanos: u64,
+        max_nanos: u64,
+    ) -> Self {
+        let count: u64 = counts.iter().sum();
+        if count == 0 {
+            return Self::new();
+        }
+        Self {
+            counts,
+            count,
+            sum_nanos,
+            min_nanos,
+            max_nanos,
+        }
+    }
+
     /// Adds one sample.
     pub fn record(&mut self, value: Duration) {
         let nanos = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
@@ -289,6 +311,17 @@ mod tests {
         // Merging an empty one changes nothing, min included.
         a.merge(&Histogram::new());
         assert_eq!(a, all);
+    }
+
+    #[test]
+    fn from_raw_round_trips() {
+        let mut h = Histogram::new();
+        for v in [3u64, 70, 900, 900, 40_000] {
+            h.record(us(v));
+        }
+        let back = Histogram::from_raw(*h.buckets(), 41_873_000, 3_000, 40_000_000);
+        assert_eq!(back, h);
+        assert!(Histogram::from_raw([0; BUCKETS], 5, 1, 9).is_empty());
     }
 
     #[test]
