@@ -519,3 +519,233 @@ fn spawn<T: Send + 'static>(
             reason: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::time::Instant;
+
+    use super::fake::{FakeRoom, Probe};
+    use super::*;
+
+    type Pool = ShardPool<FakeRoom>;
+
+    fn config(shards: usize) -> ShardConfig {
+        ShardConfig {
+            shards,
+            rt_priority: None,
+            max_rooms_per_shard: 8,
+            control_capacity: 4,
+            retired_capacity: 4,
+            ..ShardConfig::default()
+        }
+    }
+
+    /// Waits (generously) for a condition the shard threads will make true; the bound is
+    /// only there so a broken shard fails the test instead of hanging it.
+    fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < give_up, "never happened: {what}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn add(pool: &Pool, id: u64) -> (ShardId, Arc<Probe>) {
+        let (room, probe) = FakeRoom::new(id);
+        (pool.add_room(room).expect("room accepted"), probe)
+    }
+
+    #[test]
+    fn rooms_are_ticked_and_placed_on_the_least_loaded_shard() {
+        let pool = Pool::start(config(2)).unwrap();
+        let (s1, p1) = add(&pool, 1);
+        let (s2, p2) = add(&pool, 2);
+        assert_eq!((s1, s2), (ShardId(0), ShardId(1)));
+        // A member makes shard 0 heavier: the next room goes to shard 1.
+        let member = FakeRoom::new(99).0.member(5);
+        pool.add_member(1, member).unwrap();
+        let (s3, _) = add(&pool, 3);
+        assert_eq!(s3, ShardId(1));
+        assert_eq!(pool.shard_of(3), Some(ShardId(1)));
+        eventually("both rooms ticked", || {
+            p1.ticks.load(SeqCst) >= 3 && p2.ticks.load(SeqCst) >= 3
+        });
+        let stats = pool.stats();
+        assert_eq!(stats.len(), 2);
+        assert!(
+            stats
+                .iter()
+                .all(|s| s.ticks >= 3 && s.tick_cost.count() >= 3)
+        );
+        assert_eq!(stats[1].rooms, 2);
+        pool.shutdown().unwrap();
+    }
+
+    #[test]
+    fn idle_shard_parks_and_wakes_for_control() {
+        let pool = Pool::start(config(1)).unwrap();
+        eventually("shard parked at start", || pool.stats()[0].parked);
+        let before = pool.stats()[0].ticks;
+        thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            pool.stats()[0].ticks,
+            before,
+            "a parked shard must not tick"
+        );
+        let (_, probe) = add(&pool, 1);
+        eventually("room ticked", || probe.ticks.load(SeqCst) >= 2);
+        assert!(!pool.stats()[0].parked);
+        pool.remove_room(1).unwrap();
+        eventually("parked again", || {
+            let s = pool.stats()[0].clone();
+            s.parked && s.parks >= 2
+        });
+        // Parked time is not a deadline miss: 400 ms parked would be 20 missed deadlines
+        // if the ticker were not re-anchored on wake-up.
+        let misses = pool.stats()[0].deadline_misses;
+        thread::sleep(Duration::from_millis(400));
+        let (_, probe) = add(&pool, 2);
+        eventually("second room ticked", || probe.ticks.load(SeqCst) >= 2);
+        assert!(pool.stats()[0].deadline_misses < misses + 10);
+    }
+
+    #[test]
+    fn full_control_queue_gives_the_command_back_and_counts_it() {
+        let pool = Pool::start(config(1)).unwrap();
+        let (_, probe) = add(&pool, 1);
+        // Hold the shard inside room 1's tick so nothing drains the control queue; the
+        // guard releases it even if an assertion fails, so the pool can shut down.
+        struct Release(Arc<Probe>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                self.0.hold.store(false, SeqCst);
+            }
+        }
+        let _release = Release(Arc::clone(&probe));
+        probe.hold.store(true, SeqCst);
+        eventually("shard holding", || probe.holding.load(SeqCst));
+        let mut sent = 0;
+        let rejected = loop {
+            let (room, _) = FakeRoom::new(100 + sent);
+            match pool.add_room(room) {
+                Ok(_) => sent += 1,
+                Err(r) => break r,
+            }
+            assert!(sent <= 4, "capacity is 4");
+        };
+        assert_eq!(rejected.error, ShardError::ControlQueueFull(ShardId(0)));
+        assert_eq!(rejected.value.id, 100 + sent);
+        assert!(
+            pool.shard_of(100 + sent).is_none(),
+            "a refused room is not booked"
+        );
+        let member = FakeRoom::new(0).0.member(3);
+        let rejected = pool.add_member(1, member).unwrap_err();
+        assert_eq!(rejected.value.id, 3);
+        assert_eq!(
+            pool.remove_room(1),
+            Err(ShardError::ControlQueueFull(ShardId(0)))
+        );
+        assert_eq!(pool.stats()[0].control_full, 3);
+        probe.hold.store(false, SeqCst);
+        eventually("queued rooms applied", || pool.stats()[0].rooms == 1 + sent);
+    }
+
+    #[test]
+    fn bad_requests_are_typed_errors() {
+        let pool = Pool::start(ShardConfig {
+            max_rooms_per_shard: 1,
+            ..config(1)
+        })
+        .unwrap();
+        add(&pool, 1);
+        let dup = pool.add_room(FakeRoom::new(1).0).unwrap_err();
+        assert_eq!(dup.error, ShardError::DuplicateRoom);
+        let full = pool.add_room(FakeRoom::new(2).0).unwrap_err();
+        assert_eq!(full.error, ShardError::PoolFull);
+        assert_eq!(pool.remove_room(7), Err(ShardError::UnknownRoom));
+        assert_eq!(pool.remove_member(7, 1), Err(ShardError::UnknownRoom));
+        let m = FakeRoom::new(0).0.member(1);
+        assert_eq!(
+            pool.add_member(7, m).unwrap_err().error,
+            ShardError::UnknownRoom
+        );
+        pool.shutdown().unwrap();
+        let after = pool.add_room(FakeRoom::new(3).0).unwrap_err();
+        assert_eq!(after.error, ShardError::ShutDown);
+        assert_eq!(pool.remove_room(1), Err(ShardError::ShutDown));
+        // Idempotent.
+        pool.shutdown().unwrap();
+    }
+
+    #[test]
+    fn invalid_configs_are_refused() {
+        let bad = [
+            ShardConfig {
+                period: Duration::ZERO,
+                ..config(1)
+            },
+            ShardConfig {
+                max_rooms_per_shard: 0,
+                ..config(1)
+            },
+            ShardConfig {
+                control_capacity: 0,
+                ..config(1)
+            },
+            ShardConfig {
+                rt_priority: Some(0),
+                ..config(1)
+            },
+        ];
+        for c in bad {
+            assert!(matches!(Pool::start(c), Err(ShardError::InvalidConfig(_))));
+        }
+    }
+
+    #[test]
+    fn retired_state_is_dropped_off_the_shard_thread() {
+        let pool = Pool::start(config(1)).unwrap();
+        let (room, p1) = FakeRoom::new(1);
+        let member = room.member(4);
+        pool.add_room(room).unwrap();
+        pool.add_member(1, member).unwrap();
+        let (_, p2) = add(&pool, 2);
+        eventually("member added", || p1.members.load(SeqCst) == 1);
+        pool.remove_member(1, 4).unwrap();
+        pool.remove_room(1).unwrap();
+        eventually("retired and dropped", || p1.dropped_on().len() == 2);
+        assert_eq!(
+            p1.dropped_on(),
+            ["member@mediabot-janitor", "room@mediabot-janitor"]
+        );
+        // Rooms still on a shard at shutdown are dropped by the thread that shuts down.
+        pool.shutdown().unwrap();
+        let d = p2.dropped_on();
+        assert_eq!(d.len(), 1);
+        assert!(!d[0].contains("mediabot-shard"), "{d:?}");
+    }
+
+    #[test]
+    fn observer_runs_on_the_shard_thread_after_each_tick() {
+        static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        fn observe(shard: ShardId, ticks: u64) {
+            let on_shard = thread::current().name() == Some("mediabot-shard-0");
+            if shard == ShardId(0) && on_shard {
+                SEEN.store(ticks, SeqCst);
+            }
+        }
+        let pool = Pool::start(ShardConfig {
+            tick_observer: Some(observe),
+            rt_priority: Some(10),
+            ..config(1)
+        })
+        .unwrap();
+        add(&pool, 1);
+        eventually("observed ticks", || SEEN.load(SeqCst) >= 3);
+        // Whatever the OS decided about SCHED_FIFO, the shard runs.
+        let s = pool.stats()[0].clone();
+        tracing::info!(rt_priority = s.rt_priority, "priority outcome");
+    }
+}

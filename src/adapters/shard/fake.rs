@@ -13,6 +13,8 @@ pub(crate) struct Probe {
     pub(crate) members: AtomicU64,
     /// While set, `tick` waits (holding its shard) until it is cleared.
     pub(crate) hold: AtomicBool,
+    /// Set by `tick` while it is waiting on `hold`.
+    pub(crate) holding: AtomicBool,
     /// Names of the threads that dropped this room and its members.
     pub(crate) dropped_on: Mutex<Vec<String>>,
 }
@@ -28,6 +30,8 @@ pub(crate) struct FakeRoom {
     pub(crate) id: u64,
     pub(crate) idle: bool,
     pub(crate) max_members: usize,
+    /// Boxed like the real room's members: they move in and out as boxes, never reallocated.
+    #[allow(clippy::vec_box)]
     pub(crate) members: Vec<Box<FakeMember>>,
     pub(crate) probe: Arc<Probe>,
     pub(crate) last_now: Option<Instant>,
@@ -72,8 +76,10 @@ impl ShardRoom for FakeRoom {
 
     fn tick(&mut self, now: Instant) {
         while self.probe.hold.load(SeqCst) {
+            self.probe.holding.store(true, SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        self.probe.holding.store(false, SeqCst);
         self.last_now = Some(now);
         self.probe.ticks.fetch_add(1, SeqCst);
     }
