@@ -56,6 +56,7 @@ pub use self::core::{Control, MAX_CONTROL_PER_TICK, Retired, ShardCore, ShardQue
 pub use self::stats::{ShardCounters, ShardStats};
 use self::worker::Worker;
 use crate::media::frame::FRAME_DURATION;
+use crate::media::room::Room;
 
 /// Index of a shard in its pool.
 #[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -167,7 +168,22 @@ impl<T> fmt::Display for Rejected<T> {
 impl<T> std::error::Error for Rejected<T> {}
 
 /// N shard threads plus a janitor, and the control side that feeds them.
-pub struct ShardPool<R: ShardRoom> {
+///
+/// The room type defaults to [`Room`]; name it when starting the pool, since nothing else
+/// pins it down at that point:
+///
+/// ```no_run
+/// use mediabot::adapters::shard::{ShardConfig, ShardPool};
+/// use mediabot::media::room::{Room, RoomConfig, RoomId};
+///
+/// let pool: ShardPool = ShardPool::start(ShardConfig::default())?;
+/// let room = Room::new(RoomId(1), RoomConfig::default())?;
+/// let shard = pool.add_room(room).map_err(|r| r.error)?;
+/// println!("room 1 ticks on {shard}");
+/// pool.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ShardPool<R: ShardRoom = Room> {
     control: Mutex<ControlSide<R>>,
     shards: Vec<ShardHandle>,
     joins: Mutex<Joins<R>>,

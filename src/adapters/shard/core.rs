@@ -30,6 +30,8 @@ use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::stats::ShardCounters;
 use super::{ShardConfig, ShardId};
+use crate::media::member::Member;
+use crate::media::room::{MemberId, Room, RoomId};
 
 /// Most control commands one tick applies; the rest wait for the next tick, bounding the
 /// time control can take from the audio work.
@@ -55,6 +57,32 @@ pub trait ShardRoom: Send + 'static {
     fn add_member(&mut self, member: Box<Self::Member>) -> Result<(), Box<Self::Member>>;
     /// Removes a member, handing it back (to be retired), or `None` when unknown.
     fn remove_member(&mut self, id: Self::MemberId) -> Option<Box<Self::Member>>;
+}
+
+impl ShardRoom for Room {
+    type Id = RoomId;
+    type MemberId = MemberId;
+    type Member = Member;
+
+    fn id(&self) -> RoomId {
+        Self::id(self)
+    }
+
+    fn tick(&mut self, now: Instant) {
+        Self::tick(self, now);
+    }
+
+    fn is_idle(&self) -> bool {
+        Self::is_idle(self)
+    }
+
+    fn add_member(&mut self, member: Box<Member>) -> Result<(), Box<Member>> {
+        Self::add_member(self, member)
+    }
+
+    fn remove_member(&mut self, id: MemberId) -> Option<Box<Member>> {
+        Self::remove_member(self, id)
+    }
 }
 
 /// A command from the pool to a shard: pre-built state or an id, never a `Vec`.
