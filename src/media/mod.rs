@@ -4,5 +4,19 @@
 //! The shard threads that drive this code live in [`crate::adapters`].
 //! See the crate docs for the real-time rules every type here follows.
 
+pub mod analysis;
+pub mod codec;
+pub mod endpoint;
 pub mod frame;
+pub mod histogram;
+pub mod jitter;
+pub mod leg;
+pub mod member;
+pub mod mixer;
 pub mod packet;
+pub mod prompt;
+pub mod recorder;
+pub mod resample;
+pub mod room;
+pub mod speaker;
+pub mod ticker;
