@@ -4,5 +4,7 @@
 //! The shard threads that drive this code live in [`crate::adapters`].
 //! See the crate docs for the real-time rules every type here follows.
 
+pub mod analysis;
+pub mod codec;
 pub mod frame;
 pub mod packet;

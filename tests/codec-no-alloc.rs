@@ -1,0 +1,130 @@
+//! Encoding, decoding, concealment and FEC decoding never allocate after construction, for
+//! every backend (the real-time rule for shard threads).
+//!
+//! A counting global allocator counts allocations made by this thread while a measurement is
+//! running. libopus allocates through C `malloc`, which this allocator cannot see; libopus's
+//! encode/decode calls use stack arrays and no `malloc` (only `opus_*_create` does).
+#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncoder};
+use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::packet::OpusPacket;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    // `try_with`: thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
+// const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn allocations(f: impl FnOnce()) -> u64 {
+    ALLOCS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCS.with(Cell::get)
+}
+
+/// Speech from the media folder, as 20 ms frames.
+fn speech() -> Vec<AudioFrame> {
+    let path = format!("{}/media/caller-48k.wav", env!("CARGO_MANIFEST_DIR"));
+    let mut reader = hound::WavReader::open(&path).expect("media file present");
+    let pcm: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("valid wav"))
+        .collect();
+    pcm.chunks_exact(FRAME_SAMPLES)
+        .map(|c| {
+            let mut f = AudioFrame::silence();
+            f.copy_from_i16(c);
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn codec_calls_do_not_allocate() {
+    let frames = speech();
+    for &backend in CodecBackend::ALL {
+        for complexity in [0, 5, 10] {
+            let config = EncoderConfig {
+                complexity,
+                inband_fec: true,
+                expected_loss_pct: 10,
+                ..EncoderConfig::default()
+            };
+            let mut enc = OpusEncoder::new(backend, &config).unwrap();
+            let mut dec = OpusDecoder::new(backend).unwrap();
+            let mut packets = vec![OpusPacket::EMPTY; frames.len()];
+            let mut out = AudioFrame::silence();
+            let mut garbage = [0x5au8; 300];
+            garbage[0] = 15 << 3; // Hybrid FB 20 ms
+            let mut nan = AudioFrame::silence();
+            nan.samples[3] = f32::NAN;
+            // Warm-up and measurement are the same work: construction is the only allocation.
+            let n = allocations(|| {
+                for (f, p) in frames.iter().zip(packets.iter_mut()) {
+                    enc.encode(f, p).unwrap();
+                }
+                enc.encode(&nan, &mut packets[0]).unwrap();
+                for (i, p) in packets.iter().enumerate() {
+                    match i % 7 {
+                        3 => dec.conceal(&mut out).unwrap(),
+                        5 if i + 1 < packets.len() => {
+                            dec.decode_fec(packets[i + 1].as_slice(), &mut out).unwrap();
+                        }
+                        _ => dec.decode(p.as_slice(), &mut out).unwrap(),
+                    }
+                }
+                // Error paths too.
+                let _ = dec.decode(&[], &mut out);
+                let _ = dec.decode(&[0; 2000], &mut out);
+                let _ = dec.decode(&[3], &mut out);
+                let _ = dec.decode(&garbage, &mut out);
+            });
+            assert_eq!(n, 0, "{backend} complexity {complexity}: {n} allocations");
+        }
+    }
+    // The counter works: a Vec allocates.
+    assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 64]))) > 0);
+}
