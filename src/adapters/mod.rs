@@ -1,2 +1,3 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
 //! shard threads, clock.
+pub mod shard;

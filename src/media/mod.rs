@@ -7,4 +7,6 @@
 pub mod analysis;
 pub mod codec;
 pub mod frame;
+pub mod histogram;
 pub mod packet;
+pub mod ticker;
