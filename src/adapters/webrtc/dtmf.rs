@@ -86,10 +86,10 @@ impl EventPayload {
 
 /// Receiver side: turns a stream of telephone-event packets into one start and one end
 /// [`MediaEvent::Dtmf`] per event. Events are told apart by their RTP timestamp (RFC 4733
-/// §2.5.1.2: all packets of one event share the start timestamp).
+/// §2.5.1.2: all packets of one event share the start timestamp) and event code.
 #[derive(Debug, Default)]
 pub(crate) struct DtmfReceiver {
-    current: Option<u32>,
+    current: Option<(u32, u8)>,
     started: bool,
     ended: bool,
 }
@@ -104,8 +104,8 @@ impl DtmfReceiver {
     ) -> Option<MediaEvent> {
         let p = EventPayload::parse(payload)?;
         let digit = DtmfDigit::from_event(p.event)?;
-        if self.current != Some(timestamp) {
-            self.current = Some(timestamp);
+        if self.current != Some((timestamp, p.event)) {
+            self.current = Some((timestamp, p.event));
             self.started = false;
             self.ended = false;
         }

@@ -256,6 +256,8 @@ impl LegSink {
                 ];
                 s.seq_offset = s.seq_offset.wrapping_add(4);
                 s.last_seq = Some(first.wrapping_add(3));
+                // The next event (or audio the shard has not caught up with) starts later.
+                s.last_ts = ts.wrapping_add(u32::from(ticks));
                 (packets, ())
             };
             for p in packets {

@@ -131,6 +131,31 @@ pub(crate) fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// telephone-event as we register and announce it (RFC 4733, events 0–16).
+fn telephone_event_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
+        clock_rate: 48_000,
+        channels: 0,
+        sdp_fmtp_line: "0-16".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The audio codecs we offer, in preference order.
+pub(crate) fn audio_codecs() -> Vec<RTCRtpCodecParameters> {
+    vec![
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: OPUS_PT,
+        },
+        RTCRtpCodecParameters {
+            rtp_codec: telephone_event_codec(),
+            payload_type: TELEPHONE_EVENT_PT,
+        },
+    ]
+}
+
 /// Builds a peer connection with our codecs, interceptors and settings.
 pub(crate) async fn build(
     cfg: &MediaTransportConfig,
@@ -138,28 +163,10 @@ pub(crate) async fn build(
     tap: Arc<WireTap>,
 ) -> Result<Arc<dyn PeerConnection>, TransportError> {
     let mut me = MediaEngine::default();
-    me.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: opus_codec(),
-            payload_type: OPUS_PT,
-        },
-        RtpCodecKind::Audio,
-    )
-    .map_err(TransportError::setup)?;
-    me.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
-                clock_rate: 48_000,
-                channels: 0,
-                sdp_fmtp_line: "0-16".to_owned(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: TELEPHONE_EVENT_PT,
-        },
-        RtpCodecKind::Audio,
-    )
-    .map_err(TransportError::setup)?;
+    for codec in audio_codecs() {
+        me.register_codec(codec, RtpCodecKind::Audio)
+            .map_err(TransportError::setup)?;
+    }
     me.register_header_extension(
         RTCRtpHeaderExtensionCapability {
             uri: AUDIO_LEVEL_URI.to_owned(),

@@ -5,9 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rtc::peer_connection::transport::RTCDtlsTransportState;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::PeerConnection;
+use webrtc::peer_connection::transport::DtlsTransport;
 
 use super::dtmf::DtmfDigit;
 use super::egress::{EgressHandle, LegSink};
@@ -175,16 +177,34 @@ async fn supervise(
     deadline: Instant,
 ) {
     let deadline = tokio::time::Instant::from_std(deadline);
+    // A remote close (DTLS close_notify) leaves the peer connection "connected" by the W3C
+    // state rules and fires no callback in webrtc-rs 0.21, so the DTLS transport state is
+    // polled while connected.
+    let mut dtls: Option<Arc<dyn DtlsTransport>> = None;
+    let mut poll = tokio::time::interval(REMOTE_CLOSE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         let connected = core.state() == SessionState::Connected;
         tokio::select! {
             m = ctl.recv() => match m {
-                Some(Ctl::Connected) => core.connected(),
+                Some(Ctl::Connected) => {
+                    core.connected();
+                    if let Some(sender) = pc.get_senders().await.first() {
+                        dtls = sender.transport().await.ok().flatten();
+                    }
+                }
                 Some(Ctl::End(outcome)) => break outcome,
                 None => break None,
             },
             () = tokio::time::sleep_until(deadline), if !connected => {
                 break Some(FailureReason::ConnectTimeout);
+            }
+            _ = poll.tick(), if dtls.is_some() => {
+                if let Some(t) = &dtls
+                    && matches!(t.state().await, Ok(RTCDtlsTransportState::Closed) | Err(_))
+                {
+                    break None;
+                }
             }
         }
     };
@@ -206,3 +226,6 @@ async fn supervise(
     drop(pc);
     drop(hooks);
 }
+
+/// How often a connected session checks whether the remote closed DTLS.
+const REMOTE_CLOSE_POLL: Duration = Duration::from_millis(200);

@@ -115,6 +115,12 @@ impl MediaTransport {
                 .add_track(parts.track.clone() as Arc<dyn TrackLocal>)
                 .await
                 .map_err(TransportError::negotiation)?;
+            // add_track limits the m-line to the track's codec (Opus); offer telephone-event too.
+            for t in parts.pc.get_transceivers().await {
+                t.set_codec_preferences(peer::audio_codecs())
+                    .await
+                    .map_err(TransportError::negotiation)?;
+            }
             let offer = parts
                 .pc
                 .create_offer(None)
