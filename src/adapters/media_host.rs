@@ -494,7 +494,11 @@ impl MediaHost {
             (call_id, behaviour)
         };
         match self.answer(&call_id, &behaviour, offer).await {
-            Ok((answer, built)) => self.inner.install(&id, &call_id, built).await.map(|()| answer),
+            Ok((answer, built)) => self
+                .inner
+                .install(&id, &call_id, built)
+                .await
+                .map(|()| answer),
             Err(e) => {
                 self.inner.lock().registry.offer_refused(&id, &e);
                 if e.spends_token() {
@@ -586,7 +590,7 @@ impl MediaHost {
             ssrc,
             egress,
         };
-        let (answer, session) = match self.inner.transport.accept_offer(offer, leg_queues).await {
+        let (answer, session) = match accept(&self.inner.transport, offer, leg_queues).await {
             Ok(ok) => ok,
             Err(e) => {
                 if let Some(r) = recording {
@@ -772,6 +776,26 @@ async fn sweep(host: Weak<Inner>) {
             inner.emit(&e.call_id, SessionEvent::Expired);
         }
     }
+}
+
+/// [`MediaTransport::accept_offer`] on a blocking-pool thread of the current runtime.
+///
+/// The transport's future is not `Send` (it holds a reference to an `rtrb::Consumer`, which
+/// is not `Sync`, across an await), so it cannot run inside an axum handler's future. Driving
+/// it with `Handle::block_on` on a blocking-pool thread keeps it off the handler's future;
+/// the tasks it spawns run on the runtime as usual. Remove once the transport's future is
+/// `Send`.
+async fn accept(
+    transport: &MediaTransport,
+    offer: &str,
+    leg: LegQueues,
+) -> Result<(String, MediaSession), TransportError> {
+    let transport = transport.clone();
+    let offer = offer.to_owned();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(transport.accept_offer(&offer, leg)))
+        .await
+        .unwrap_or_else(|e| Err(TransportError::Setup(format!("accept task: {e}"))))
 }
 
 fn from_transport(e: TransportError) -> NegotiationError {

@@ -95,7 +95,10 @@ async fn offer(
             let location = format!("{NEGOTIATE_PATH}/{id}");
             let mut response = (StatusCode::CREATED, answer).into_response();
             let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(APPLICATION_SDP));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(APPLICATION_SDP),
+            );
             // A UUID path is always a valid header value.
             if let Ok(v) = HeaderValue::from_str(&location) {
                 h.insert(header::LOCATION, v);
@@ -182,8 +185,14 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_read_leniently_about_the_scheme_only() {
-        assert_eq!(bearer(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
-        assert_eq!(bearer(&headers(&[("authorization", "bearer  abc ")])), Some("abc"));
+        assert_eq!(
+            bearer(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
         assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
         assert_eq!(bearer(&headers(&[("authorization", "Bearer ")])), None);
         assert_eq!(bearer(&headers(&[("authorization", "Bearer")])), None);
@@ -193,7 +202,10 @@ mod tests {
     #[test]
     fn only_application_sdp_is_an_offer() {
         assert!(is_sdp(&headers(&[("content-type", "application/sdp")])));
-        assert!(is_sdp(&headers(&[("content-type", "Application/SDP; charset=utf-8")])));
+        assert!(is_sdp(&headers(&[(
+            "content-type",
+            "Application/SDP; charset=utf-8"
+        )])));
         assert!(!is_sdp(&headers(&[("content-type", "text/plain")])));
         assert!(!is_sdp(&headers(&[])));
     }
@@ -210,4 +222,10 @@ mod tests {
             HeaderValue::from_static("application/json")
         );
     }
+}
+fn _assert_send(host: MediaHost) {
+    fn send<T: Send>(_: T) {}
+    send(host.negotiate("", "", ""));
+    send(host.delete("", ""));
+    send(host.end_session(&crate::graph::CallId::from("x")));
 }

@@ -30,7 +30,8 @@ impl EchoDelay {
     /// A delay of `delay` rounded to whole frames, clamped to 1..=[`MAX_ECHO_TICKS`] frames.
     /// Allocates the ring.
     pub fn new(delay: Duration) -> Self {
-        let ticks = (delay.as_micros() + FRAME_DURATION.as_micros() / 2) / FRAME_DURATION.as_micros();
+        let ticks =
+            (delay.as_micros() + FRAME_DURATION.as_micros() / 2) / FRAME_DURATION.as_micros();
         let ticks = (ticks as usize).clamp(1, MAX_ECHO_TICKS);
         Self {
             ring: vec![AudioFrame::silence(); ticks],
@@ -82,6 +83,9 @@ mod tests {
         assert_eq!(EchoDelay::new(Duration::ZERO).delay_ticks(), 1);
         assert_eq!(EchoDelay::new(Duration::from_millis(29)).delay_ticks(), 1);
         assert_eq!(EchoDelay::new(Duration::from_millis(30)).delay_ticks(), 2);
-        assert_eq!(EchoDelay::new(Duration::from_secs(3600)).delay_ticks(), MAX_ECHO_TICKS);
+        assert_eq!(
+            EchoDelay::new(Duration::from_secs(3600)).delay_ticks(),
+            MAX_ECHO_TICKS
+        );
     }
 }
