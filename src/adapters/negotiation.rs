@@ -171,6 +171,14 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// Compile-time check: the handlers' futures are `Send` (axum needs it).
+fn _assert_send(host: MediaHost) {
+    fn send<T: Send>(_: T) {}
+    send(host.negotiate("", "", ""));
+    send(host.delete("", ""));
+    send(host.end_session(&crate::graph::CallId::from("x")));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,10 +230,4 @@ mod tests {
             HeaderValue::from_static("application/json")
         );
     }
-}
-fn _assert_send(host: MediaHost) {
-    fn send<T: Send>(_: T) {}
-    send(host.negotiate("", "", ""));
-    send(host.delete("", ""));
-    send(host.end_session(&crate::graph::CallId::from("x")));
 }
