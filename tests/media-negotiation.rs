@@ -39,6 +39,10 @@ struct Bot {
 }
 
 async fn bot(negotiate_within: Duration) -> Bot {
+    bot_with(negotiate_within, MediaTransportConfig::default()).await
+}
+
+async fn bot_with(negotiate_within: Duration, transport: MediaTransportConfig) -> Bot {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("https://{}", listener.local_addr().expect("addr"));
     let config = MediaHostConfig {
@@ -47,6 +51,7 @@ async fn bot(negotiate_within: Duration) -> Bot {
             negotiate_within,
             ..RegistryConfig::default()
         },
+        transport,
         shards: ShardConfig {
             shards: 1,
             rt_priority: None,
@@ -595,4 +600,46 @@ async fn second_offer_is_409_and_delete_ends_only_that_session() {
     drop(sa);
     drop(sb);
     bot.host.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_connects_times_out_and_the_call_is_told() {
+    let transport =
+        MediaTransportConfig::default().with_connect_timeout(Duration::from_millis(500));
+    let mut bot = bot_with(Duration::from_secs(60), transport).await;
+    let (silent, fine) = (CallId::from("silent"), CallId::from("fine"));
+    let blob = bot
+        .host
+        .create_session(&silent, greeting())
+        .expect("session");
+    let other = bot.host.create_session(&fine, greeting()).expect("session");
+    let p = peer().await;
+    let q = peer().await;
+    let r = offer(&bot, &blob, blob.token.as_str(), &p.offer).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r2 = offer(&bot, &other, other.token.as_str(), &q.offer).await;
+    let s = stream(q, &r2.text().await.expect("answer")).await;
+    // The first peer never applies the answer: no ICE, no DTLS.
+    drop(p);
+    let e = next_event(&mut bot, |e| {
+        matches!(e.kind, SessionEvent::Media(MediaEvent::Failed(_)))
+    })
+    .await;
+    assert_eq!(e.call_id, silent);
+    let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
+    assert_eq!(e.call_id, silent);
+    assert!(matches!(
+        e.kind,
+        SessionEvent::Ended {
+            reason: EndReason::MediaFailed,
+            ..
+        }
+    ));
+    assert!(bot.host.stats(&silent).is_none());
+    let before = received(&bot, &fine);
+    until("the other call still flows", || {
+        received(&bot, &fine) >= before + 10
+    })
+    .await;
+    drop(s);
 }
