@@ -495,6 +495,15 @@ async fn bad_bodies_are_400_413_or_415_with_a_reason() {
     let r = post(
         &bot,
         &blob.negotiate_uri,
+        "wrong",
+        "application/sdp",
+        vec![0xff, 0xfe],
+    )
+    .await;
+    refused(r, StatusCode::UNAUTHORIZED, "invalidToken").await;
+    let r = post(
+        &bot,
+        &blob.negotiate_uri,
         token,
         "application/sdp",
         vec![0xff, 0xfe, b'v'],
@@ -523,9 +532,34 @@ async fn bad_bodies_are_400_413_or_415_with_a_reason() {
         "unsupportedMediaType",
     )
     .await;
-    // Neither spent the token: the offer still goes through.
+    // CORS: a web page may ask, and may read the answer and its Location.
+    let r = bot
+        .client
+        .request(reqwest::Method::OPTIONS, &blob.negotiate_uri)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    // PATCH (trickle ICE) is not supported.
+    let r = bot
+        .client
+        .patch(&blob.negotiate_uri)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // Neither 413 nor 415 spent the token: the offer still goes through.
     let r = offer(&bot, &blob, token, &p.offer).await;
     assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["access-control-expose-headers"], "location");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

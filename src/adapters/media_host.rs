@@ -386,6 +386,22 @@ impl MediaHost {
         token: &str,
         offer: &str,
     ) -> Result<String, NegotiationError> {
+        self.negotiate_bytes(session_id, token, offer.as_bytes())
+            .await
+    }
+
+    /// [`Self::negotiate`] for a body as received: the session and token are checked first,
+    /// then a body that is not UTF-8 is [`NegotiationError::MalformedSdp`] (and spends the
+    /// token, like any other unusable offer).
+    ///
+    /// # Errors
+    /// A [`NegotiationError`] whose [`NegotiationError::status`] is the HTTP status.
+    pub async fn negotiate_bytes(
+        &self,
+        session_id: &str,
+        token: &str,
+        offer: &[u8],
+    ) -> Result<String, NegotiationError> {
         let result = self.try_negotiate(session_id, token, offer).await;
         let counter = match result {
             Ok(_) => &self.inner.counters.negotiated,
@@ -480,7 +496,7 @@ impl MediaHost {
         &self,
         session_id: &str,
         token: &str,
-        offer: &str,
+        offer: &[u8],
     ) -> Result<String, NegotiationError> {
         let id = SessionId::parse(session_id).ok_or(NegotiationError::UnknownSession)?;
         let (call_id, behaviour) = {
@@ -493,7 +509,11 @@ impl MediaHost {
                 .unwrap_or_default();
             (call_id, behaviour)
         };
-        match self.answer(&call_id, &behaviour, offer).await {
+        let answered = match std::str::from_utf8(offer) {
+            Ok(offer) => self.answer(&call_id, &behaviour, offer).await,
+            Err(_) => Err(NegotiationError::MalformedSdp("body is not UTF-8".into())),
+        };
+        match answered {
             Ok((answer, built)) => self
                 .inner
                 .install(&id, &call_id, built)
