@@ -118,6 +118,7 @@ impl Scene {
         for i in 0..n as u64 {
             let room_config = RoomConfig {
                 max_members: 2,
+                max_speakers: 2,
                 backend,
                 encoder,
                 ..RoomConfig::default()
