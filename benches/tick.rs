@@ -45,7 +45,10 @@ fn media(name: &str) -> String {
 /// `media/caller-48k.wav` encoded once at the default settings: what callers send.
 fn speech_packets(backend: CodecBackend) -> Vec<OpusPacket> {
     let mut reader = hound::WavReader::open(media("caller-48k.wav")).expect("media file present");
-    let pcm: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("valid wav")).collect();
+    let pcm: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("valid wav"))
+        .collect();
     let mut encoder = OpusEncoder::new(backend, &EncoderConfig::default()).expect("encoder");
     pcm.chunks_exact(FRAME_SAMPLES)
         .map(|c| {
@@ -133,8 +136,12 @@ impl Scene {
             let (leg, port) =
                 Member::call_leg_with_port(MemberId(1), &leg_config, 8).expect("call leg");
             room.add_member(leg).expect("room has a slot for the leg");
-            room.add_member(Member::prompt(MemberId(2), Arc::clone(&prompt), PlayMode::Loop))
-                .expect("room has a slot for the prompt");
+            room.add_member(Member::prompt(
+                MemberId(2),
+                Arc::clone(&prompt),
+                PlayMode::Loop,
+            ))
+            .expect("room has a slot for the prompt");
             queues
                 .control
                 .push(Control::AddRoom(Box::new(room)))
@@ -219,7 +226,10 @@ fn bench(c: &mut Criterion) {
             t.passthrough_ticks as f64 / t.ticks as f64,
             t.packets_sent as f64 / t.ticks as f64,
         );
-        assert!(t.decodes > 0 && t.encodes > 0 && received > 0, "audio must flow");
+        assert!(
+            t.decodes > 0 && t.encodes > 0 && received > 0,
+            "audio must flow"
+        );
     }
     group.finish();
 }
