@@ -170,7 +170,7 @@ impl Far {
     fn step(&mut self, now: Instant) {
         let payload = self.voice[self.next % self.voice.len()];
         self.next += 1;
-        if self.lossy && self.next % 7 == 0 {
+        if self.lossy && self.next.is_multiple_of(7) {
             self.lost += 1;
         } else {
             let packet = RtpPacket {
