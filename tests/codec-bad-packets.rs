@@ -167,9 +167,19 @@ fn random_packets_never_panic_any_backend() {
             };
             let p = &mut buf[..len];
             rng.fill(&mut p[..]);
-            // Half the packets get a valid 20 ms code-0 TOC so that they reach the backend.
+            // Half the packets get valid 20 ms framing so that they reach the backend: one
+            // frame (code 0), two 10 ms frames (code 1), or four CELT 5 ms frames (code 3 CBR).
             if i % 2 == 1 && len > 0 {
-                p[0] = TOC_20MS[rng.random_range(0..TOC_20MS.len())] | (p[0] & 0x04);
+                let stereo = p[0] & 0x04;
+                match (i / 2) % 3 {
+                    0 => p[0] = TOC_20MS[rng.random_range(0..TOC_20MS.len())] | stereo,
+                    1 if len % 2 == 1 => p[0] = [8 << 3, 14 << 3, 30 << 3][i % 3] | stereo | 1,
+                    _ if len >= 2 && (len - 2) % 4 == 0 => {
+                        p[0] = (29 << 3) | stereo | 3;
+                        p[1] = 4;
+                    }
+                    _ => p[0] = TOC_20MS[0] | stereo,
+                }
             }
             let result = if i % 5 == 0 {
                 dec.decode_fec(p, &mut out)

@@ -73,8 +73,10 @@ fn packets_decode_with_every_backend() {
         let src = concat(&src_frames);
         for &enc_backend in CodecBackend::ALL {
             let packets = encode_all(enc_backend, &EncoderConfig::default(), &src_frames);
+            let mut decoded: Vec<Vec<f32>> = Vec::new();
             for &dec_backend in CodecBackend::ALL {
                 let out = concat(&decode_all(dec_backend, &packets));
+                decoded.push(out.clone());
                 // Align on the first 2 s (cheap in debug builds), judge the whole file.
                 let a = align(&src[..96_000], &out[..96_000], MAX_LAG);
                 let (r, t) = overlap(&src, &out, a.lag);
@@ -99,6 +101,20 @@ fn packets_decode_with_every_backend() {
                 let gain = rms(t) / rms(r);
                 assert!((0.7..1.42).contains(&gain), "gain {gain}");
             }
+            // The pure-Rust decoder matches the reference decoder almost bit for bit.
+            #[cfg(feature = "libopus")]
+            {
+                let snr = snr_db(&decoded[1], &decoded[0]);
+                eprintln!(
+                    "{path:<22} {enc_backend} packets: opus-rs vs libopus decode SNR {snr:.1} dB"
+                );
+                assert!(
+                    snr > 90.0,
+                    "opus-rs decoder drifts from libopus: {snr:.1} dB"
+                );
+            }
+            #[cfg(not(feature = "libopus"))]
+            assert_eq!(decoded.len(), 1);
         }
     }
 }
