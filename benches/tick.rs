@@ -2,10 +2,12 @@
 //! `tick/calls/100`.
 //!
 //! Each call is its own [`Room`] with one call leg fed real Opus speech
-//! (`media/caller-48k.wav`, one packet per tick: one decode) and a looping prompt
-//! (`media/greeting-16k.wav`) mixed in, so the caller hears the prompt (one encode; ticks
-//! where the caller is silent let the prompt play alone from its pre-encoded packets, as the
-//! room does in production). One iteration is [`ShardCore::tick`] — the exact call the shard
+//! (`media/caller-48k.wav`, one packet per tick: one decode) and a looping prompt mixed in,
+//! so the caller hears the prompt (one encode; ticks where the caller is silent let the
+//! prompt play alone from its pre-encoded packets, as the room does in production). The
+//! prompt is full-band speech (`media/caller2-48k.wav`) rather than the 16 kHz greeting: a
+//! band-limited prompt is cheaper to encode than the speech `codec/encode_20ms/c5` encodes,
+//! which would flatter the ratio below. One iteration is [`ShardCore::tick`] — the exact call the shard
 //! thread makes each 20 ms — over all N rooms, with virtual time advancing 20 ms per
 //! iteration and no sleeping. Feeding the legs' input queues and draining their output
 //! queues (the transport's job, on other threads in production) happens outside the timed
@@ -120,7 +122,7 @@ impl Scene {
         };
         let (mut core, mut queues) = ShardCore::<Room>::new(ShardId(0), &config);
         let prompt = Arc::new(
-            Prompt::from_wav_file(media("greeting-16k.wav"), backend, &encoder).expect("prompt"),
+            Prompt::from_wav_file(media("caller2-48k.wav"), backend, &encoder).expect("prompt"),
         );
         let mut callers = Vec::with_capacity(n);
         for i in 0..n as u64 {
