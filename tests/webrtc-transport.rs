@@ -54,6 +54,7 @@ fn check_stream(got: &[RtpPacket], sent: usize, ssrc: u32, seq0: u16, ts0: u32) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speech_flows_both_ways_with_rtp_fields_intact() {
+    let _serial = serial().await;
     let (mut o, mut a, _) = connect(MediaTransportConfig::default()).await;
     let src_o = frames("media/caller-48k.wav", SECONDS);
     let src_a = frames("media/caller2-48k.wav", SECONDS);
@@ -108,6 +109,7 @@ async fn speech_flows_both_ways_with_rtp_fields_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_arrives_as_events_once_each() {
+    let _serial = serial().await;
     let (o, mut a, _) = connect(MediaTransportConfig::default()).await;
     o.session
         .send_dtmf('5', Duration::from_millis(100))
@@ -150,8 +152,9 @@ async fn dtmf_arrives_as_events_once_each() {
 }
 
 async fn close_from(offerer_closes: bool) {
+    let _serial = serial().await;
     let tasks0 = alive_tasks();
-    let fds0 = open_fds();
+    let sockets0 = open_sockets();
     {
         let (mut o, mut a, _) = connect(MediaTransportConfig::default()).await;
         let (closer, other) = if offerer_closes {
@@ -177,7 +180,7 @@ async fn close_from(offerer_closes: bool) {
     // Everything the pair started has ended and every socket is closed.
     let mut settled = false;
     for _ in 0..100 {
-        if alive_tasks() <= tasks0 && open_fds() <= fds0 {
+        if alive_tasks() <= tasks0 && open_sockets() <= sockets0 {
             settled = true;
             break;
         }
@@ -185,11 +188,12 @@ async fn close_from(offerer_closes: bool) {
     }
     assert!(
         settled,
-        "tasks {} -> {}, fds {} -> {}",
+        "tasks {} -> {}, sockets {} -> {}: {}",
         tasks0,
         alive_tasks(),
-        fds0,
-        open_fds()
+        sockets0,
+        open_sockets(),
+        describe_sockets()
     );
 }
 

@@ -159,14 +159,59 @@ pub async fn collect(
     got
 }
 
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// Distinct open sockets of this process (UDP, Unix), from `/proc/self/fd`. Other
+/// descriptors, and duplicates of one socket, are left out: the test harness's own threads
+/// open epoll/eventfd descriptors and dup its sockets as tests start.
+pub fn open_sockets() -> usize {
+    let mut inodes: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .filter(|l| l.starts_with("socket:"))
+                .collect()
+        })
+        .unwrap_or_default();
+    inodes.sort();
+    inodes.dedup();
+    inodes.len()
+}
+
+/// The socket descriptors and what they are, for failure messages.
+pub fn describe_sockets() -> String {
+    let inodes: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .filter(|l| l.starts_with("socket:"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = format!("{inodes:?}");
+    for f in ["/proc/self/net/udp", "/proc/self/net/unix"] {
+        if let Ok(t) = std::fs::read_to_string(f) {
+            for l in t.lines() {
+                if inodes
+                    .iter()
+                    .any(|i| l.contains(i.trim_start_matches("socket:[").trim_end_matches(']')))
+                {
+                    out.push_str("\n");
+                    out.push_str(l);
+                }
+            }
+        }
+    }
+    out
 }
 
 pub fn alive_tasks() -> usize {
     tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks()
+}
+
+/// Tests in one binary run in parallel in one process; the ones that count the process's
+/// file descriptors take this lock, and so does every test that opens sockets.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
