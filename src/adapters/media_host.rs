@@ -75,7 +75,7 @@ pub struct MediaHostConfig {
     pub transport: MediaTransportConfig,
     /// Shard threads.
     pub shards: ShardConfig,
-    /// Slots in each call leg's packet queues (each way).
+    /// Slots in each call leg's packet queues (each way; 32 ≈ 640 ms of packets, ~83 KB).
     pub leg_queue_capacity: usize,
     /// Largest SDP offer accepted by the negotiation endpoint, in bytes.
     pub max_sdp_bytes: usize,
@@ -95,7 +95,7 @@ impl Default for MediaHostConfig {
             registry: RegistryConfig::default(),
             transport: MediaTransportConfig::default(),
             shards: ShardConfig::default(),
-            leg_queue_capacity: 64,
+            leg_queue_capacity: 32,
             max_sdp_bytes: sdp::MAX_SDP_BYTES,
             encoder: EncoderConfig::default(),
             backend: CodecBackend::default(),
@@ -426,7 +426,7 @@ impl MediaHost {
         };
         match call {
             Ok(call) => {
-                self.inner.end(&call, EndReason::Deleted).await;
+                self.inner.end(&call, None, EndReason::Deleted).await;
                 Ok(())
             }
             Err(e) => {
@@ -440,7 +440,7 @@ impl MediaHost {
     /// removes the room from its shard (it is dropped off-shard), finishes the recording.
     /// Returns false if the call had no session.
     pub async fn end_session(&self, call_id: &CallId) -> bool {
-        self.inner.end(call_id, EndReason::CallEnded).await
+        self.inner.end(call_id, None, EndReason::CallEnded).await
     }
 
     /// Statistics of `call_id`'s session, while the host holds it.
@@ -487,7 +487,7 @@ impl MediaHost {
     pub async fn shutdown(&self) -> Result<(), ShardError> {
         let calls: Vec<CallId> = self.inner.lock().calls.keys().cloned().collect();
         for call in calls {
-            self.inner.end(&call, EndReason::Shutdown).await;
+            self.inner.end(&call, None, EndReason::Shutdown).await;
         }
         self.inner.pool.shutdown()
     }
@@ -592,7 +592,8 @@ impl MediaHost {
                     &RecorderConfig {
                         legs: vec![LEG],
                         mix: true,
-                        capacity: 64,
+                        // 16 ticks of slack for a writer that wakes every tick (~125 KB).
+                        capacity: 32,
                     },
                 );
                 room.add_member(member).map_err(full)?;
@@ -695,16 +696,24 @@ impl Inner {
             return Err(NegotiationError::UnknownSession);
         }
         self.emit(call_id, SessionEvent::Negotiated);
-        tokio::spawn(forward(Arc::downgrade(self), call_id.clone(), events));
+        tokio::spawn(forward(
+            Arc::downgrade(self),
+            call_id.clone(),
+            id.clone(),
+            events,
+        ));
         Ok(())
     }
 
     /// Media connected: the room goes to a shard (the greeting starts now).
-    fn attach_room(&self, call_id: &CallId) {
+    fn attach_room(&self, call_id: &CallId, session: &SessionId) {
         let mut state = self.lock();
         let Some(call) = state.calls.get_mut(call_id) else {
             return;
         };
+        if call.session_id != *session {
+            return;
+        }
         let Some(room) = call.pending_room.take() else {
             return;
         };
@@ -719,10 +728,23 @@ impl Inner {
         }
     }
 
-    /// Ends a call's session and frees what it holds. False if it had none.
-    async fn end(&self, call_id: &CallId, reason: EndReason) -> bool {
+    /// True while `session` is the session the host holds for `call_id` (it has not ended).
+    fn is_current(&self, call_id: &CallId, session: &SessionId) -> bool {
+        self.lock()
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.session_id == *session)
+    }
+
+    /// Ends a call's session and frees what it holds (only session `only`, when given).
+    /// False if it had none. The call is forgotten before anything is awaited, so events of
+    /// the session that arrive while it is torn down are not forwarded: `Ended` is the last.
+    async fn end(&self, call_id: &CallId, only: Option<&SessionId>, reason: EndReason) -> bool {
         let call = {
             let mut state = self.lock();
+            if only.is_some_and(|s| state.calls.get(call_id).is_none_or(|c| c.session_id != *s)) {
+                return false;
+            }
             let Some(call) = state.calls.remove(call_id) else {
                 return false;
             };
@@ -752,24 +774,33 @@ impl Inner {
 }
 
 /// Forwards one session's transport events to the owner and reacts to them.
-async fn forward(host: Weak<Inner>, call_id: CallId, mut events: mpsc::Receiver<MediaEvent>) {
+///
+/// Events of a session the host no longer holds (ended locally, or replaced) are dropped.
+async fn forward(
+    host: Weak<Inner>,
+    call_id: CallId,
+    session: SessionId,
+    mut events: mpsc::Receiver<MediaEvent>,
+) {
     while let Some(event) = events.recv().await {
         let Some(inner) = host.upgrade() else {
             return;
         };
-        inner.emit(&call_id, SessionEvent::Media(event));
-        match event {
-            MediaEvent::Connected => inner.attach_room(&call_id),
-            MediaEvent::Dtmf { .. } => {}
-            MediaEvent::Failed(_) => {
-                inner.end(&call_id, EndReason::MediaFailed).await;
-                return;
-            }
-            MediaEvent::Closed => {
-                inner.end(&call_id, EndReason::MediaClosed).await;
-                return;
-            }
+        if !inner.is_current(&call_id, &session) {
+            return;
         }
+        inner.emit(&call_id, SessionEvent::Media(event));
+        let reason = match event {
+            MediaEvent::Connected => {
+                inner.attach_room(&call_id, &session);
+                continue;
+            }
+            MediaEvent::Dtmf { .. } => continue,
+            MediaEvent::Failed(_) => EndReason::MediaFailed,
+            MediaEvent::Closed => EndReason::MediaClosed,
+        };
+        inner.end(&call_id, Some(&session), reason).await;
+        return;
     }
 }
 
