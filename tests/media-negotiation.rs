@@ -393,7 +393,13 @@ async fn second_offer_is_409_and_delete_ends_only_that_session() {
     sb.session.close().await;
     let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
     assert_eq!(e.call_id, b);
-    assert!(matches!(e.kind, SessionEvent::Ended { reason: EndReason::MediaClosed, .. }));
+    assert!(matches!(
+        e.kind,
+        SessionEvent::Ended {
+            reason: EndReason::MediaClosed,
+            ..
+        }
+    ));
     assert_eq!(bot.host.host_stats().live_calls, 0);
     drop(sa);
     drop(sb);
