@@ -58,6 +58,22 @@ async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
     assert!(stats.room.echo_frames > 0);
     assert_eq!(stats.room.decode_errors, 0);
 
+    // DTMF from the media processor reaches the call's owner.
+    s.session
+        .send_dtmf('5', Duration::from_millis(100))
+        .expect("dtmf negotiated");
+    let e = next_event(&mut bot, |e| {
+        matches!(
+            e.kind,
+            SessionEvent::Media(MediaEvent::Dtmf { end: true, .. })
+        )
+    })
+    .await;
+    let SessionEvent::Media(MediaEvent::Dtmf { digit, .. }) = e.kind else {
+        unreachable!("matched above");
+    };
+    assert_eq!((e.call_id.as_str(), digit.as_char()), ("call-1", '5'));
+
     // The call ends from the bot's side: the peer's media ends and the room is gone.
     assert!(bot.host.end_session(&call).await);
     let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
