@@ -1,8 +1,14 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
-//! shard threads, clock.
+//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, clock.
 
+pub mod call_recording;
+pub mod call_room;
 pub mod graph_token;
 pub mod jwks;
+pub mod media_host;
+pub mod negotiation;
 pub mod notification_auth;
 pub mod recording;
+pub mod shard;
 pub mod tls;
+pub mod webrtc;

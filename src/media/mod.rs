@@ -6,8 +6,10 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod echo;
 pub mod endpoint;
 pub mod frame;
+pub mod histogram;
 pub mod jitter;
 pub mod leg;
 pub mod member;
@@ -19,3 +21,4 @@ pub mod recorder;
 pub mod resample;
 pub mod room;
 pub mod speaker;
+pub mod ticker;
