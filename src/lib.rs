@@ -16,6 +16,7 @@
 //! | [`media`] | the real-time core: frames, packets, jitter buffer, codec, mixer, rooms | no |
 //! | [`adapters`] | webhook server, Graph client, tokens, JWT verification, shard threads, clock | yes |
 //! | [`emulator`] | the local Graph calling service: REST, tokens, signed notifications, scenarios | yes |
+//! | [`netem`] | seeded network impairment (latency, jitter, bursty loss, reorder, duplication) | no |
 //!
 //! Core modules never read the clock, never spawn, never touch sockets and never use tokio.
 //! They take `now: Instant` as a parameter and return commands as data
@@ -52,3 +53,4 @@ pub mod call;
 pub mod emulator;
 pub mod graph;
 pub mod media;
+pub mod netem;

@@ -6,5 +6,15 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod endpoint;
 pub mod frame;
+pub mod jitter;
+pub mod leg;
+pub mod member;
+pub mod mixer;
 pub mod packet;
+pub mod prompt;
+pub mod recorder;
+pub mod resample;
+pub mod room;
+pub mod speaker;

@@ -1,0 +1,59 @@
+//! Counters of everything a [`super::JitterBuffer`] did with its packets and its ticks.
+//!
+//! Two identities always hold, which is what makes every frame accounted for:
+//! - packets: `received == accepted + duplicate + late + overflow + stray`
+//!   (a [`super::PushOutcome::Resync`] packet is counted in `accepted`);
+//! - ticks: `pops == played + concealed + silence` (one [`super::Playout`] per pop).
+//!
+//! And, while the buffer is playing, each frame of the stream's timeline that the playout
+//! head passes is exactly one of: played, `dropped` (discarded to shorten the delay) or
+//! `lost` (missing at its playout time: concealed, or silent past the concealment limit).
+
+use std::time::Duration;
+
+/// Jitter-buffer counters (cumulative since construction or [`super::JitterBuffer::reset`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Packets given to `push`, whatever their outcome.
+    pub received: u64,
+    /// Packets stored for playout (including those that started a new timeline on a resync).
+    pub accepted: u64,
+    /// Packets whose media time was already buffered or played: dropped.
+    pub duplicate: u64,
+    /// Packets that arrived after their frame had played: dropped.
+    pub late: u64,
+    /// Packets too far ahead of the playout point for the buffer's capacity: dropped.
+    pub overflow: u64,
+    /// Packets that did not fit the current stream (another SSRC, an absurd timestamp): held
+    /// as a resync candidate, and dropped unless the next packet confirms a new timeline.
+    pub stray: u64,
+    /// Timeline restarts: a new SSRC, a timestamp jump, or a stream that came back after it
+    /// had gone silent on a different timeline.
+    pub resyncs: u64,
+    /// Packets with a sequence number inconsistent with their timestamp (the timeline follows
+    /// timestamps, so these are still played; counted so a misbehaving sender is visible).
+    pub seq_jumps: u64,
+    /// Buffered packets discarded by a resync or a reset.
+    pub flushed: u64,
+    /// Calls to `pop`.
+    pub pops: u64,
+    /// `Playout::Packet` results.
+    pub played: u64,
+    /// Frames whose packet was missing when their playout time came.
+    pub lost: u64,
+    /// `Playout::Conceal` results (lost frames within the concealment limit, plus insertions).
+    pub concealed: u64,
+    /// `Playout::Conceal` results that offered in-band FEC from the next packet.
+    pub fec_recovered: u64,
+    /// Conceal frames inserted (without consuming a packet) to grow the delay to the target.
+    pub inserted: u64,
+    /// Packets discarded unplayed to shrink the delay to the target.
+    pub dropped: u64,
+    /// `Playout::Silence` results (not started, buffering, or past the concealment limit).
+    pub silence: u64,
+    /// Delay of the frame at the playout point at the last `pop`: time since the packet
+    /// would have arrived on the fastest recently observed path.
+    pub current_delay: Duration,
+    /// The adaptive target delay at the last `pop`.
+    pub target_delay: Duration,
+}
