@@ -4,4 +4,5 @@
 pub mod graph_token;
 pub mod jwks;
 pub mod notification_auth;
+pub mod shard;
 pub mod tls;
