@@ -7,7 +7,9 @@
 //! API returns.
 
 pub mod fault;
+pub mod identity;
 pub mod model;
 pub mod record;
 pub mod request;
 pub mod scenario;
+pub mod signing;
