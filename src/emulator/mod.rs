@@ -6,10 +6,17 @@
 //! way Graph does, [`fault`] holds the fault knobs and [`record`] the call views the control
 //! API returns.
 
+pub mod control;
 pub mod fault;
 pub mod identity;
 pub mod model;
+pub mod notifier;
 pub mod record;
 pub mod request;
+pub mod rest;
 pub mod scenario;
+pub mod server;
 pub mod signing;
+
+pub use control::RingRequest;
+pub use server::{Emulator, EmulatorConfig, EmulatorError, EmulatorHandle};

@@ -13,8 +13,8 @@
 //! ## Service rules (emulator choices marked *choice*)
 //!
 //! - Order of checks on a REST request: bearer token (401 `InvalidAuthenticationToken`),
-//!   call id (404 `itemNotFound`), fault knobs (429/5xx), body (400 `invalidRequest`), then
-//!   the call's state.
+//!   call id (404 `itemNotFound`), the token's app owns the call (403 `7504`), fault knobs
+//!   (429/5xx), body (400 `invalidRequest`), then the call's state.
 //! - Answer/reject/redirect succeed with 202 only while the call is `incoming` and inside its
 //!   window (15 s; 5 s for policy-based recording).
 //! - A decision after the window, or on a call the caller already abandoned, gets
@@ -128,8 +128,8 @@ pub struct ApiRequest {
     pub headers: BTreeMap<String, String>,
     /// Raw body.
     pub body: Vec<u8>,
-    /// Outcome of bearer-token validation (the error says why it failed).
-    pub auth: Result<(), String>,
+    /// Outcome of bearer-token validation: the token's app id, or why it was refused.
+    pub auth: Result<String, String>,
 }
 
 /// The model's reply to a REST request.
@@ -355,7 +355,7 @@ impl Model {
         let Some(entry) = self.calls.get_mut(&req.call_id) else {
             return match req.auth {
                 Err(why) => error(401, "InvalidAuthenticationToken", &why),
-                Ok(()) => error(
+                Ok(_) => error(
                     404,
                     "itemNotFound",
                     &format!("Call {} was not found.", req.call_id),
@@ -490,8 +490,16 @@ impl Entry {
         out: &mut Outbox,
         cfg: &ModelConfig,
     ) -> ApiResponse {
-        if let Err(why) = &req.auth {
-            return error(401, "InvalidAuthenticationToken", why);
+        match &req.auth {
+            Err(why) => return error(401, "InvalidAuthenticationToken", why),
+            Ok(app) if *app != self.rec.app_id => {
+                return error(
+                    403,
+                    "7504",
+                    "Insufficient enterprise tenant permissions, cannot access this API.",
+                );
+            }
+            Ok(_) => {}
         }
         match self.faults.on_request(self.since(now)) {
             Some(Injected::Throttled(after)) => {
@@ -917,7 +925,7 @@ mod tests {
             } else {
                 body.to_string().into_bytes()
             },
-            auth: Ok(()),
+            auth: Ok("app-1".into()),
         }
     }
 
@@ -1114,6 +1122,9 @@ mod tests {
         r.auth = Err("no token".into());
         assert_eq!(m.handle_request(t0, r).status, 401);
         assert_eq!(m.call(&id).unwrap().outcome, Outcome::Pending);
+        let mut r = req(Op::Answer, &id, answer_body());
+        r.auth = Ok("someone-else".into());
+        assert_eq!(m.handle_request(t0, r).status, 403);
         let r = m.handle_request(t0, req(Op::Answer, "nope", answer_body()));
         assert_eq!(r.status, 404);
         assert!(matches!(&r.body, Reply::Error { code, .. } if code == "itemNotFound"));
