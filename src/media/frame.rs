@@ -92,7 +92,9 @@ mod tests {
     #[test]
     fn pcm16_round_trip_saturates() {
         let mut f = AudioFrame::silence();
-        let pcm: Vec<i16> = (0..FRAME_SAMPLES as i32).map(|i| (i * 37 - 16000) as i16).collect();
+        let pcm: Vec<i16> = (0..FRAME_SAMPLES as i32)
+            .map(|i| (i * 37 - 16000) as i16)
+            .collect();
         f.copy_from_i16(&pcm);
         let mut back = vec![0i16; FRAME_SAMPLES];
         f.copy_to_i16(&mut back);
