@@ -81,6 +81,22 @@ pub enum CallEvent {
     },
 }
 
+impl CallEvent {
+    /// The call the event is about.
+    pub fn call_id(&self) -> &CallId {
+        match self {
+            Self::Incoming { call_id, .. }
+            | Self::Decided { call_id, .. }
+            | Self::DecisionAccepted { call_id, .. }
+            | Self::PhaseChanged { call_id, .. }
+            | Self::Terminated { call_id, .. }
+            | Self::Failed { call_id, .. }
+            | Self::HangUpFailed { call_id, .. }
+            | Self::Removed { call_id } => call_id,
+        }
+    }
+}
+
 /// Why a call failed.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum CallFailure {
