@@ -1,1 +1,4 @@
 //! A local emulator of the Graph calling service, shared by tests and `mediabot emulator`.
+
+pub mod identity;
+pub mod signing;
