@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use mediabot::call::wire::{CallState, Modality, RejectReason, ResultInfo};
+use mediabot::call::wire::{CallState, MediaConfig, Modality, RejectReason, ResultInfo};
 use mediabot::call::{
     Answer, ApiCommand, CallConfig, CallEvent, CallId, CallOutput, Calls, Decision, GraphApiError,
     Retry,
@@ -36,7 +36,7 @@ fn random_op(rng: &mut StdRng) -> Op {
     ];
     match rng.random_range(0..10) {
         0 => Op::Incoming,
-        1 | 2 => Op::State(STATES[rng.random_range(0..STATES.len())]),
+        1 | 2 => Op::State(STATES[rng.random_range(0..STATES.len())].clone()),
         3 => Op::Decide(rng.random_bool(0.5)),
         4 | 5 => Op::Advance(rng.random_range(0..4000)),
         6 => Op::ApiOk,
@@ -56,7 +56,7 @@ fn random_op(rng: &mut StdRng) -> Op {
 fn decision(answer: bool) -> Decision {
     if answer {
         Decision::Answer(Answer {
-            media_config: serde_json::json!({"blob": "{}"}),
+            media_config: MediaConfig::app_hosted("{}"),
             accepted_modalities: vec![Modality::Audio],
             participant_capacity: None,
         })
@@ -90,7 +90,7 @@ fn random_operation_sequences_keep_the_invariants() {
                 }
                 Op::State(s) => {
                     let info = (*s == CallState::Terminated).then(ResultInfo::default);
-                    calls.handle_state(now, &id, *s, info);
+                    calls.handle_state(now, &id, s.clone(), info);
                 }
                 Op::Decide(a) => {
                     let _ = calls.decide(now, &id, decision(*a));

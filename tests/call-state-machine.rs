@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use mediabot::call::wire::{CallState, Modality, RejectReason, ResultInfo};
+use mediabot::call::wire::{
+    CallState, InvitationParticipantInfo, MediaConfig, Modality, RejectReason, ResultInfo,
+};
 use mediabot::call::{
     Action, Answer, ApiCommand, CallConfig, CallError, CallEvent, CallFailure, CallId, CallOutput,
     CallPhase, Calls, Decision, DecisionSource, Disposition, GraphApiError, Retry,
@@ -32,10 +34,7 @@ fn only_command(out: Vec<CallOutput>) -> ApiCommand {
 
 fn answer() -> Decision {
     Decision::Answer(Answer {
-        media_config: serde_json::json!({
-            "@odata.type": "#microsoft.graph.appHostedMediaConfig",
-            "blob": "{}"
-        }),
+        media_config: MediaConfig::app_hosted("{}"),
         accepted_modalities: vec![Modality::Audio],
         participant_capacity: None,
     })
@@ -222,7 +221,7 @@ fn invalid_redirect_is_refused_and_the_call_stays_undecided() {
     let id = CallId::from("r");
     calls.handle_incoming(t0, id.clone(), false);
     let bad = Decision::Redirect {
-        targets: vec![serde_json::json!({})],
+        targets: vec![InvitationParticipantInfo::default()],
         timeout: Some(Duration::from_secs(5)),
     };
     assert!(matches!(
@@ -238,11 +237,7 @@ fn terminated_keeps_result_info_and_the_call_is_cleaned_up_after_grace() {
     let (mut calls, id, cmd) = answered_call(t0);
     calls.handle_api_outcome(t0 + ms(20), cmd.request(), Ok(()));
     calls.handle_state(t0 + ms(30), &id, CallState::Established, None);
-    let info = ResultInfo {
-        code: 200,
-        subcode: 4521,
-        message: Some("ended by the other participant".into()),
-    };
+    let info = ResultInfo::new(200, 4521, "ended by the other participant");
     let t_end = t0 + Duration::from_secs(60);
     calls.handle_state(t_end, &id, CallState::Terminated, Some(info.clone()));
     // A duplicated terminated notification without resultInfo keeps the first one.

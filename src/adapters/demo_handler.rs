@@ -153,12 +153,16 @@ mod tests {
 
     #[test]
     fn blob_has_the_design_shape_and_fresh_secrets() {
-        let a: serde_json::Value =
-            serde_json::from_str(&placeholder_media_blob("https://h:1/", SystemTime::UNIX_EPOCH))
-                .expect("json");
-        let b: serde_json::Value =
-            serde_json::from_str(&placeholder_media_blob("https://h:1", SystemTime::UNIX_EPOCH))
-                .expect("json");
+        let a: serde_json::Value = serde_json::from_str(&placeholder_media_blob(
+            "https://h:1/",
+            SystemTime::UNIX_EPOCH,
+        ))
+        .expect("json");
+        let b: serde_json::Value = serde_json::from_str(&placeholder_media_blob(
+            "https://h:1",
+            SystemTime::UNIX_EPOCH,
+        ))
+        .expect("json");
         assert_eq!(a["v"], 1);
         assert_eq!(a["audio"]["codec"], "opus");
         assert_eq!(a["expiresAt"], "1970-01-01T00:00:00Z");

@@ -13,8 +13,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::call::wire::CallState;
 use crate::call::{
-    ApiOutcome, CallError, CallEvent, CallId, CallOutput, CallRecord, Calls, CallsStats,
-    Decision, Disposition, IncomingCall, RequestId, is_policy_recording,
+    ApiOutcome, CallError, CallEvent, CallId, CallOutput, CallRecord, Calls, CallsStats, Decision,
+    Disposition, IncomingCall, RequestId, is_policy_recording,
 };
 use crate::graph::{ChangeType, CommsNotifications, ResourceKind};
 
@@ -167,7 +167,8 @@ impl CallDriver {
             let call = match n.parse_call() {
                 Ok(Some(call)) => call,
                 _ if deleted => {
-                    self.calls.handle_state(now, &id, CallState::Terminated, None);
+                    self.calls
+                        .handle_state(now, &id, CallState::Terminated, None);
                     continue;
                 }
                 _ => {
@@ -182,7 +183,8 @@ impl CallDriver {
             match call.state.clone() {
                 _ if is_incoming => {
                     let pbr = is_policy_recording(&call);
-                    if self.calls.handle_incoming(received, id.clone(), pbr) == Disposition::NewCall {
+                    if self.calls.handle_incoming(received, id.clone(), pbr) == Disposition::NewCall
+                    {
                         self.ask_application(id, call, received);
                     }
                 }
@@ -191,8 +193,12 @@ impl CallDriver {
                     self.calls.handle_state(now, &id, state, result_info);
                 }
                 None if deleted => {
-                    self.calls
-                        .handle_state(now, &id, CallState::Terminated, call.result_info.clone());
+                    self.calls.handle_state(
+                        now,
+                        &id,
+                        CallState::Terminated,
+                        call.result_info.clone(),
+                    );
                 }
                 None => self.calls.count(Disposition::Ignored),
             }

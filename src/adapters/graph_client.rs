@@ -16,13 +16,16 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::call::{ApiCommand, ApiOutcome, GraphApiError, Retry};
 use crate::graph::{AnswerRequest, RedirectRequest, RejectRequest};
+
+use super::clock;
+use super::graph_token::{GraphTokenCache, TokenError};
 
 /// A boxed `Send` future, the return type of the adapter traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -37,6 +40,27 @@ pub trait GraphApi: Send + Sync + fmt::Debug {
 pub trait AccessTokenSource: Send + Sync + fmt::Debug {
     /// A valid access token, from cache when possible.
     fn access_token(&self) -> BoxFuture<'_, Result<String, GraphApiError>>;
+}
+
+impl AccessTokenSource for GraphTokenCache {
+    fn access_token(&self) -> BoxFuture<'_, Result<String, GraphApiError>> {
+        Box::pin(async move {
+            self.get()
+                .await
+                .map(|t| t.as_str().to_owned())
+                .map_err(|e| GraphApiError {
+                    status: 0,
+                    code: "token".into(),
+                    message: e.to_string(),
+                    retry: match e {
+                        TokenError::InvalidClient { .. } | TokenError::Rejected { .. } => {
+                            Retry::Never
+                        }
+                        _ => Retry::Backoff,
+                    },
+                })
+        })
+    }
 }
 
 /// The reqwest implementation of [`GraphApi`].
@@ -87,7 +111,7 @@ impl GraphClient {
     pub async fn send(&self, command: &ApiCommand) -> ApiOutcome {
         let timeout = match command.deadline() {
             Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.saturating_duration_since(clock::now());
                 if left.is_zero() {
                     return Err(local_error("timeout", "the call's deadline has passed"));
                 }
@@ -114,7 +138,12 @@ impl GraphClient {
         }
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap_or_default();
-        Err(error_from_response(status, &headers, &body, SystemTime::now()))
+        Err(error_from_response(
+            status,
+            &headers,
+            &body,
+            SystemTime::now(),
+        ))
     }
 }
 
@@ -141,7 +170,9 @@ pub fn request_body(command: &ApiCommand) -> serde_json::Value {
                 .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
             ..AnswerRequest::default()
         }),
-        ApiCommand::Reject { reason, .. } => serde_json::to_value(RejectRequest::new(reason.clone())),
+        ApiCommand::Reject { reason, .. } => {
+            serde_json::to_value(RejectRequest::new(reason.clone()))
+        }
         ApiCommand::Redirect {
             targets,
             timeout,
@@ -195,7 +226,9 @@ pub fn error_from_response(
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0 && secs < 1e9).then(|| Duration::from_secs_f64(secs));
+        return (0.0..1e9)
+            .contains(&secs)
+            .then(|| Duration::from_secs_f64(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))

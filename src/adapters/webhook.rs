@@ -34,14 +34,45 @@ use super::call_records::CallRecords;
 use super::clock;
 use super::driver::DriverInput;
 use super::graph_client::BoxFuture;
+use super::notification_auth::NotificationVerifier;
 
 /// Default limit on a notification body: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
-/// Verifies the bearer token of a notification.
+/// Verifies the `Authorization` header of a notification.
 pub trait NotificationAuth: Send + Sync + fmt::Debug {
-    /// Checks `token` (the part after `Bearer `). `Ok` carries the `tid` claim.
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<String, String>>;
+    /// Checks the header value (`Bearer <JWT>`). `Ok` carries the `tid` claim; `Err` the
+    /// HTTP status to answer (401, or 503 when the keys are unavailable) and why.
+    fn verify<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, AuthRejection>>;
+}
+
+/// A refused notification token.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct AuthRejection {
+    /// 401, or 503 when the signing keys could not be fetched.
+    pub status: u16,
+    /// Why.
+    pub reason: String,
+}
+
+impl NotificationAuth for NotificationVerifier {
+    fn verify<'a>(
+        &'a self,
+        authorization: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, AuthRejection>> {
+        Box::pin(async move {
+            Self::verify(self, authorization)
+                .await
+                .map(|t| t.tenant_id)
+                .map_err(|e| AuthRejection {
+                    status: e.status_code(),
+                    reason: e.to_string(),
+                })
+        })
+    }
 }
 
 /// Everything the webhook handlers share.
@@ -64,7 +95,7 @@ pub struct WebhookState {
 pub struct WebhookStats {
     /// Batches accepted (202).
     pub accepted: AtomicU64,
-    /// Token missing or invalid (401).
+    /// Token missing or invalid (401), or keys unavailable (503).
     pub unauthorized: AtomicU64,
     /// Body over the limit (413).
     pub too_large: AtomicU64,
@@ -114,7 +145,10 @@ pub fn router(state: WebhookState, callback_path: &str) -> Router {
     let base = format!("/{}", callback_path.trim_matches('/'));
     Router::new()
         .route(&base, post(notifications))
-        .route(&format!("{base}/calls/{{call_id}}"), post(call_notifications))
+        .route(
+            &format!("{base}/calls/{{call_id}}"),
+            post(call_notifications),
+        )
         .route("/mediabot/v1/calls", get(list_calls))
         .route("/mediabot/v1/calls/{call_id}", get(call_status))
         // The body limit is enforced by the handler, which answers with a Graph error body.
@@ -123,7 +157,11 @@ pub fn router(state: WebhookState, callback_path: &str) -> Router {
 }
 
 /// Input pushed to the driver for a verified batch.
-fn input(received: Instant, tenant: String, batch: crate::graph::CommsNotifications) -> DriverInput {
+fn input(
+    received: Instant,
+    tenant: String,
+    batch: crate::graph::CommsNotifications,
+) -> DriverInput {
     DriverInput::Notifications {
         received,
         tenant: Some(tenant),
@@ -146,16 +184,15 @@ async fn notifications(State(st): State<WebhookState>, headers: HeaderMap, body:
 
 async fn handle(st: WebhookState, headers: HeaderMap, body: Body) -> Response {
     let received = clock::now();
-    let Some(token) = bearer(&headers) else {
-        st.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return unauthorized("missing bearer token");
-    };
-    let tenant = match st.auth.verify(token).await {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let tenant = match st.auth.verify(authorization).await {
         Ok(tenant) => tenant,
-        Err(reason) => {
+        Err(rejection) => {
             st.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%reason, "notification token rejected");
-            return unauthorized(&reason);
+            tracing::info!(reason = %rejection.reason, "notification token rejected");
+            return unauthorized(&rejection);
         }
     };
     let declared = headers
@@ -166,13 +203,10 @@ async fn handle(st: WebhookState, headers: HeaderMap, body: Body) -> Response {
         st.stats.too_large.fetch_add(1, Ordering::Relaxed);
         return too_large(st.max_body);
     }
-    let bytes = match axum::body::to_bytes(body, st.max_body).await {
-        Ok(b) => b,
-        Err(_) => {
-            // Over the limit while streaming (or the client gave up mid-body).
-            st.stats.too_large.fetch_add(1, Ordering::Relaxed);
-            return too_large(st.max_body);
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, st.max_body).await else {
+        // Over the limit while streaming (or the client gave up mid-body).
+        st.stats.too_large.fetch_add(1, Ordering::Relaxed);
+        return too_large(st.max_body);
     };
     if is_legacy_skype_body(&bytes) {
         st.stats.legacy.fetch_add(1, Ordering::Relaxed);
@@ -221,15 +255,22 @@ async fn list_calls(State(st): State<WebhookState>) -> axum::Json<Vec<CallRecord
     axum::Json(st.records.all())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-fn unauthorized(reason: &str) -> Response {
-    let mut r = graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", reason);
+fn unauthorized(rejection: &AuthRejection) -> Response {
+    if rejection.status == 503 {
+        let mut r = graph_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            &rejection.reason,
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
+    }
+    let mut r = graph_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        &rejection.reason,
+    );
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r

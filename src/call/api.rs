@@ -9,8 +9,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::decision::Answer;
-use super::id::CallId;
 use super::wire::{InvitationParticipantInfo, RejectReason};
+use crate::graph::CallId;
 
 /// Identifies one attempt of one command; echoed back with its outcome.
 #[derive(Clone, Debug, Eq, Hash, PartialEq)]

@@ -1,7 +1,7 @@
 //! `CallError`: misuse of the call core and decisions it cannot accept.
 
 use super::decision::DecisionSource;
-use super::id::CallId;
+use crate::graph::CallId;
 
 /// Errors of the call state machine and calls table.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]

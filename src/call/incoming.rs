@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::graph::{Call, IdentityKind, Modality};
 
-use super::id::CallId;
+use crate::graph::CallId;
 
 /// Who is calling, as far as the notification tells.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, serde::Serialize)]
@@ -61,7 +61,10 @@ impl IncomingCall {
             .source
             .as_ref()
             .and_then(|s| s.identity.as_ref())
-            .and_then(|set| set.primary().map(|(k, i)| (k, i.id.clone(), i.display_name.clone())));
+            .and_then(|set| {
+                set.primary()
+                    .map(|(k, i)| (k, i.id.clone(), i.display_name.clone()))
+            });
         let (caller, caller_id, caller_name) = match primary {
             Some((kind, id, name)) => (caller_kind(kind), id, name),
             None => (CallerKind::Unknown, None, None),

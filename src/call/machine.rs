@@ -13,10 +13,10 @@ use super::api::{ApiCommand, ApiOutcome, GraphApiError, RequestId, Retry};
 use super::config::CallConfig;
 use super::decision::{Action, Decision, DecisionSource};
 use super::error::CallError;
-use super::id::CallId;
 use super::output::{CallEvent, CallFailure, CallOutput};
 use super::state::CallPhase;
 use super::wire::{CallState, ResultInfo};
+use crate::graph::CallId;
 
 /// One incoming call, from ringing to cleanup.
 #[derive(Debug)]
@@ -161,11 +161,11 @@ impl Call {
             return StateDisposition::Duplicate;
         }
         use CallPhase as P;
-        let next = match (state, self.phase) {
+        let next = match (&state, self.phase) {
             (CallState::Incoming, _) => return StateDisposition::Duplicate,
             (CallState::Terminated, _) => {
                 self.result_info = result_info;
-                self.remote_state = Some(state);
+                self.remote_state = Some(state.clone());
                 self.end(now, P::Terminated);
                 let result_info = self.result_info.clone();
                 self.emit(CallEvent::Terminated {
@@ -186,7 +186,7 @@ impl Call {
             (CallState::Terminating, _) => P::Terminating,
             (other, _) => {
                 // hold, transferring, redirecting…: recorded, the phase stays.
-                self.remote_state = Some(other);
+                self.remote_state = Some(other.clone());
                 return StateDisposition::Applied;
             }
         };
@@ -378,8 +378,8 @@ impl Call {
     }
 
     /// The last state Graph reported.
-    pub fn remote_state(&self) -> Option<CallState> {
-        self.remote_state
+    pub fn remote_state(&self) -> Option<&CallState> {
+        self.remote_state.as_ref()
     }
 
     /// Graph's answer deadline for this call.
@@ -503,7 +503,7 @@ impl Call {
                     },
                     Decision::Reject { reason } => ApiCommand::Reject {
                         request,
-                        reason: *reason,
+                        reason: reason.clone(),
                         deadline: self.deadline,
                     },
                     Decision::Redirect { targets, timeout } => ApiCommand::Redirect {

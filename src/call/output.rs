@@ -4,9 +4,9 @@ use std::time::Instant;
 
 use super::api::{ApiCommand, GraphApiError};
 use super::decision::{Action, DecisionSource};
-use super::id::CallId;
 use super::state::CallPhase;
 use super::wire::ResultInfo;
+use crate::graph::CallId;
 
 /// One output of the call core, pulled with `poll_output`.
 #[derive(Clone, Debug, PartialEq)]

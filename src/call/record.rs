@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::decision::{Action, DecisionSource};
-use super::id::CallId;
 use super::machine::Call;
 use super::state::CallPhase;
 use super::wire::ResultInfo;
+use crate::graph::CallId;
 
 /// Snapshot of a call (JSON in lowerCamelCase).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,7 +64,8 @@ impl CallRecord {
     /// Snapshots `call`.
     pub fn of(call: &Call) -> Self {
         let t = call.timings();
-        let since = |at: Option<Instant>| at.map(|at| ms_f64(at.saturating_duration_since(t.received)));
+        let since =
+            |at: Option<Instant>| at.map(|at| ms_f64(at.saturating_duration_since(t.received)));
         let decision = call.decision();
         Self {
             call_id: call.id().clone(),
@@ -76,7 +77,9 @@ impl CallRecord {
             deadline_ms: ms_u64(call.window()),
             decide_by_ms: ms_u64(call.decide_by().saturating_duration_since(t.received)),
             attempts: decision.map_or(0, |d| d.attempts),
-            last_error: decision.and_then(|d| d.last_error.as_ref()).map(|e| e.to_string()),
+            last_error: decision
+                .and_then(|d| d.last_error.as_ref())
+                .map(|e| e.to_string()),
             failure: call.failure().map(|f| f.to_string()),
             result_info: call.result_info().cloned(),
             timings: TimingsMs {

@@ -14,10 +14,10 @@ use super::api::{ApiOutcome, RequestId};
 use super::config::CallConfig;
 use super::decision::Decision;
 use super::error::CallError;
-use super::id::CallId;
 use super::machine::{Call, StateDisposition};
 use super::output::{CallEvent, CallOutput};
 use super::wire::{CallState, ResultInfo};
+use crate::graph::CallId;
 
 /// Many calls, keyed by id.
 #[derive(Debug)]
