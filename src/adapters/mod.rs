@@ -1,6 +1,14 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
 //! shard threads, clock.
 
+pub mod bot;
+pub mod call_handler;
+pub mod call_records;
+pub mod clock;
+pub mod demo_handler;
+pub mod driver;
+pub mod graph_client;
 pub mod graph_token;
 pub mod notification_auth;
 pub mod tls;
+pub mod webhook;
