@@ -1,6 +1,15 @@
 //! `mediabot` command line: a thin layer over the library.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use mediabot::adapters::tls::TlsIdentity;
+use mediabot::emulator::server::{DEFAULT_APP_ID, DEFAULT_APP_SECRET};
+use mediabot::emulator::{Emulator, EmulatorConfig};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 /// Linux-native host for app-hosted media calling bots, with a local Graph calling emulator.
 #[derive(Debug, Parser)]
@@ -14,11 +23,114 @@ struct Cli {
 enum Command {
     /// Emulator + bot in one process on loopback, a few scripted calls, and a report.
     Demo,
+    /// The Graph calling emulator alone (REST, tokens, signed notifications, control API),
+    /// for a bot running elsewhere. Serves until Ctrl-C.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The bot's app (client) id registered with the emulated directory.
+    #[arg(long, default_value = DEFAULT_APP_ID)]
+    app_id: String,
+    /// Its client secret.
+    #[arg(long, default_value = DEFAULT_APP_SECRET)]
+    app_secret: String,
+    /// Tenant id of the directory and of rung calls.
+    #[arg(long)]
+    tenant_id: Option<String>,
+    /// Server certificate chain (PEM); with --tls-key. Default: self-signed for localhost.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where to write the server certificate (PEM) for bots to trust.
+    #[arg(long)]
+    cert_out: Option<PathBuf>,
+    /// A bot certificate (PEM) to trust when POSTing notifications; repeatable.
+    #[arg(long)]
+    trust_bot_cert: Vec<PathBuf>,
+    /// Accept any bot certificate (development only).
+    #[arg(long)]
+    accept_invalid_bot_certs: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Demo => anyhow::bail!("demo is not wired yet"),
+        Command::Emulator(args) => runtime.block_on(emulator(args)),
     }
+}
+
+async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    let mut config = EmulatorConfig {
+        listen: args.listen,
+        app_id: args.app_id,
+        app_secret: args.app_secret,
+        accept_invalid_bot_certs: args.accept_invalid_bot_certs,
+        ..EmulatorConfig::default()
+    };
+    if let Some(t) = args.tenant_id {
+        config.model.tenant_id = t;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsIdentity::from_pem_files(cert, key)?);
+    }
+    for path in &args.trust_bot_cert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        config.trusted_bot_certs.extend(certs);
+    }
+    let emu = Emulator::start(config).await?;
+    let cert_path = args.cert_out.unwrap_or_else(|| {
+        let port = emu.base_url().rsplit(':').next().unwrap_or("0").to_owned();
+        std::env::temp_dir().join(format!("mediabot-emulator-{port}.pem"))
+    });
+    std::fs::write(&cert_path, emu.certificate_pem())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    let app = emu.app();
+    println!("mediabot emulator — local Graph calling service");
+    println!("  base URL        {}", emu.base_url());
+    println!(
+        "  Graph API       {}  (and {}/beta)",
+        emu.graph_url(),
+        emu.base_url()
+    );
+    println!("  token URL       {}", emu.token_url());
+    println!("  OpenID metadata {}", emu.openid_url());
+    println!("  app id          {}", app.client_id);
+    println!("  app secret      {}", app.client_secret);
+    println!("  tenant id       {}", app.tenant_id);
+    println!("  certificate     {}", cert_path.display());
+    println!("  control API     {}", emu.control_url());
+    println!(
+        "    ring a bot:    curl --cacert {} -X POST {}/calls -H 'content-type: application/json' \\",
+        cert_path.display(),
+        emu.control_url()
+    );
+    println!(
+        "                     -d '{{\"botUrl\":\"https://127.0.0.1:9443/api/calling\",\"scenario\":\"p2p\"}}'"
+    );
+    println!("    read a call:   GET {}/calls/{{id}}", emu.control_url());
+    println!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    emu.shutdown().await;
+    Ok(())
 }

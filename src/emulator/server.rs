@@ -38,7 +38,8 @@ pub struct EmulatorConfig {
     pub app_id: String,
     /// Its client secret.
     pub app_secret: String,
-    /// The service model's settings (answer windows, timeout resultInfo, tenant, seed).
+    /// The service model's settings (answer windows, timeout resultInfo, tenant, seed; the
+    /// default seed is random).
     pub model: ModelConfig,
     /// Global fault knobs (default for calls rung without their own).
     pub faults: Faults,
@@ -58,7 +59,11 @@ impl Default for EmulatorConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             app_id: DEFAULT_APP_ID.into(),
             app_secret: DEFAULT_APP_SECRET.into(),
-            model: ModelConfig::default(),
+            // Fresh ids per run (the model's own default seed is fixed, for unit tests).
+            model: ModelConfig {
+                seed: rand::random(),
+                ..ModelConfig::default()
+            },
             faults: Faults::default(),
             tls: None,
             trusted_bot_certs: Vec::new(),
