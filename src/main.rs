@@ -25,7 +25,7 @@ enum Command {
     Demo,
     /// The Graph calling emulator alone (REST, tokens, signed notifications, control API),
     /// for a bot running elsewhere. Serves until Ctrl-C.
-    Emulator(EmulatorArgs),
+    Emulator(Box<EmulatorArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Demo => anyhow::bail!("demo is not wired yet"),
-        Command::Emulator(args) => runtime.block_on(emulator(args)),
+        Command::Emulator(args) => runtime.block_on(emulator(*args)),
     }
 }
 
