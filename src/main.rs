@@ -22,10 +22,43 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Emulator + bot in one process on loopback, a few scripted calls, and a report.
-    Demo,
+    Demo(DemoArgs),
+    /// Sign a saved commsNotifications JSON with the emulator's key, POST it to a bot and show
+    /// what the bot did (status, action, deadline, the request it sent).
+    Replay(ReplayArgs),
     /// The Graph calling emulator alone (REST, tokens, signed notifications, control API),
     /// for a bot running elsewhere. Serves until Ctrl-C.
     Emulator(Box<EmulatorArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// How long each caller stays on the line after the call is established (ms).
+    #[arg(long, default_value_t = 200)]
+    hold_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The saved notification (a commsNotifications body).
+    file: PathBuf,
+    /// The bot's notification URL. It must trust the emulator given by --emulator (a running
+    /// `mediabot emulator`). Without --bot the demo bot and an emulator start in-process.
+    #[arg(long)]
+    bot: Option<String>,
+    /// Base URL of the running emulator the bot trusts.
+    #[arg(long, default_value = "https://127.0.0.1:8443")]
+    emulator: String,
+    /// That emulator's certificate (PEM). Default: the file `mediabot emulator` writes for
+    /// the emulator's port in the temp directory.
+    #[arg(long)]
+    emulator_cert: Option<PathBuf>,
+    /// Print one JSON object (status, action, deadlineMs, request, …).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,9 +103,99 @@ fn main() -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
-        Command::Demo => anyhow::bail!("demo is not wired yet"),
+        Command::Demo(args) => runtime.block_on(demo(args)),
+        Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Emulator(args) => runtime.block_on(emulator(*args)),
     }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let calls = mediabot::emulator::demo::default_calls();
+    let report =
+        mediabot::emulator::demo::run(&calls, std::time::Duration::from_millis(args.hold_ms))
+            .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let body =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let report: serde_json::Value = match &args.bot {
+        None => {
+            let pair = mediabot::emulator::demo::start_pair(
+                mediabot::adapters::demo_handler::DemoHandlerConfig::default(),
+                mediabot::call::CallConfig::default(),
+            )
+            .await?;
+            let report = pair.emulator.replay(pair.bot.webhook_url(), &body).await?;
+            pair.bot.shutdown(std::time::Duration::from_secs(1)).await;
+            pair.emulator.shutdown().await;
+            serde_json::to_value(report)?
+        }
+        Some(bot) => {
+            let base = args.emulator.trim_end_matches('/');
+            let cert_path = args.emulator_cert.clone().unwrap_or_else(|| {
+                let port = base.rsplit(':').next().unwrap_or("8443");
+                std::env::temp_dir().join(format!("mediabot-emulator-{port}.pem"))
+            });
+            let certs = match std::fs::read(&cert_path) {
+                Ok(pem) => CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("parsing {}", cert_path.display()))?,
+                Err(_) => Vec::new(),
+            };
+            let client = mediabot::adapters::tls::https_client(&certs)?;
+            let json: serde_json::Value = serde_json::from_slice(&body)
+                .with_context(|| format!("{} is not JSON", args.file.display()))?;
+            let resp = client
+                .post(format!("{base}/emulator/v1/replay"))
+                .json(&serde_json::json!({ "botUrl": bot, "body": json }))
+                .send()
+                .await
+                .with_context(|| format!("reaching the emulator at {base}"))?;
+            let status = resp.status();
+            let v: serde_json::Value = resp.json().await?;
+            if !status.is_success() {
+                anyhow::bail!("the emulator refused the replay ({status}): {v}");
+            }
+            v
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let field = |k: &str| report.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    println!("call        {}", field("callId"));
+    println!(
+        "status      {} (the bot's answer to the notification)",
+        field("status")
+    );
+    println!("action      {}", field("action").as_str().unwrap_or("none"));
+    println!(
+        "deadlineMs  {} (from the {})",
+        field("deadlineMs"),
+        field("deadlineSource").as_str().unwrap_or("—")
+    );
+    println!("latencyMs   {}", field("latencyMs"));
+    match report.get("request").filter(|r| !r.is_null()) {
+        Some(r) => {
+            println!(
+                "request     {} {} → {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or(""),
+                r["status"]
+            );
+            println!("{}", serde_json::to_string_pretty(&r["body"])?);
+        }
+        None => println!("request     none"),
+    }
+    Ok(())
 }
 
 async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {

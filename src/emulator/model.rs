@@ -99,6 +99,17 @@ pub struct Ring {
     pub faults: Option<Faults>,
 }
 
+/// A call taken over from a saved notification (see [`Model::handle_import`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Import {
+    /// The incoming call as the notification carried it (`id` required).
+    pub call: Call,
+    /// Where the bot listens (later notifications go here or to the answer's `callbackUri`).
+    pub bot_url: String,
+    /// The app whose tokens may decide the call.
+    pub app_id: String,
+}
+
 /// The REST operation a request asks for.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Op {
@@ -345,6 +356,63 @@ impl Model {
         let full = entry.rec.call.clone();
         entry.notify(now, &mut self.out, ChangeType::Created, full);
         self.calls.insert(id.clone(), entry);
+        self.order.push(id.clone());
+        Ok(id)
+    }
+
+    /// Takes over a call described elsewhere (a saved incoming notification, for `replay`):
+    /// the call is `incoming` with its answer window starting now, and **no** notification
+    /// is queued — the caller sends the saved one itself. An existing call with the same id
+    /// is replaced. Returns the call id.
+    pub fn handle_import(&mut self, now: Instant, import: Import) -> Result<String, ModelError> {
+        let id = import
+            .call
+            .id
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| ModelError::InvalidRing("the call has no id".into()))?;
+        let scenario = Scenario::classify(&import.call);
+        let window = if import.call.is_policy_based_recording() {
+            self.config.pbr_answer_window
+        } else {
+            self.config.answer_window
+        };
+        let tenant_id = import
+            .call
+            .tenant_id
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| self.config.tenant_id.clone());
+        let faults = self.defaults.clone();
+        let mut entry = Entry {
+            rec: CallRecord {
+                id: id.clone(),
+                scenario,
+                script: Script::default(),
+                faults: faults.clone(),
+                app_id: import.app_id,
+                tenant_id,
+                bot_url: import.bot_url.clone(),
+                callback_uri: import.bot_url,
+                state: Phase::Incoming,
+                outcome: Outcome::Pending,
+                decision: None,
+                ended_by: None,
+                result_info: None,
+                answer_window: window,
+                call: import.call,
+                history: Vec::new(),
+            },
+            rang_at: now,
+            faults: FaultState::new(faults),
+            incoming_sent: Some(Duration::ZERO),
+            etag: 0,
+            timers: vec![(now + window, Timer::AnswerDeadline)],
+        };
+        entry.event(now, "imported");
+        self.calls.insert(id.clone(), entry);
+        self.order.retain(|o| *o != id);
         self.order.push(id.clone());
         Ok(id)
     }
@@ -1246,6 +1314,35 @@ mod tests {
             m.handle_hangup(t0, &id),
             Err(ModelError::Terminated(id.clone()))
         );
+    }
+
+    #[test]
+    fn imported_call_is_incoming_without_a_notification() {
+        let mut m = Model::new(ModelConfig::default());
+        let t0 = Instant::now();
+        let call = Scenario::PolicyRecording.build(&CallParams {
+            call_id: "saved-1".into(),
+            ..CallParams::default()
+        });
+        let id = m
+            .handle_import(
+                t0,
+                Import {
+                    call,
+                    bot_url: BOT.into(),
+                    app_id: "app-1".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(id, "saved-1");
+        assert!(drain(&mut m).is_empty());
+        assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        assert_eq!(m.call(&id).unwrap().scenario, Scenario::PolicyRecording);
+        let r = m.handle_request(t0, req(Op::Answer, &id, answer_body()));
+        assert_eq!(r.status, 202);
+        assert_eq!(states(&drain(&mut m)), ["establishing"]);
+        let no_id = m.handle_import(t0, Import::default());
+        assert!(matches!(no_id, Err(ModelError::InvalidRing(_))));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::graph::Call;
+use crate::graph::{Call, IdentityKind, MeetingInfo};
 
 /// The kind of scripted caller.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Eq, Hash, PartialEq, Serialize)]
@@ -60,6 +60,29 @@ impl Scenario {
             Self::Meeting => "meeting",
             Self::GroupCall => "groupCall",
             Self::PolicyRecording => "policyRecording",
+        }
+    }
+
+    /// The scenario a call resource looks like (for calls imported from saved notifications):
+    /// policy recording by `botData`, meetings by meeting info (`tokenMeetingInfo` → group
+    /// call), PSTN by a phone caller, P2P otherwise.
+    pub fn classify(call: &Call) -> Self {
+        if call.is_policy_based_recording() {
+            Self::PolicyRecording
+        } else if call.is_meeting() {
+            match &call.meeting_info {
+                Some(MeetingInfo::Token(_)) => Self::GroupCall,
+                _ => Self::Meeting,
+            }
+        } else if call
+            .source
+            .as_ref()
+            .and_then(|s| s.identity.as_ref())
+            .is_some_and(|i| i.get(IdentityKind::Phone).is_some())
+        {
+            Self::Pstn
+        } else {
+            Self::P2p
         }
     }
 
@@ -414,6 +437,7 @@ mod tests {
                 assert_eq!(back[key], json[key], "{s:?} {key}");
             }
             assert_eq!(s.build(&params()), call);
+            assert_eq!(Scenario::classify(&call), s);
         }
     }
 

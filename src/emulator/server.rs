@@ -21,6 +21,7 @@ use super::identity::{IdentityService, RegisteredApp, identity_router};
 use super::model::{Model, ModelConfig, ModelError, Output};
 use super::notifier::Notifier;
 use super::record::{CallRecord, CallSummary, Phase};
+use super::replay::{ReplayError, ReplayReport};
 use super::rest;
 use super::signing::SigningError;
 
@@ -296,6 +297,12 @@ impl EmulatorHandle {
                 url: url.to_owned(),
                 reason,
             })
+    }
+
+    /// Signs a saved `commsNotifications` body with the notification key, POSTs it to
+    /// `bot_url` and reports what the bot did (see [`super::replay`]).
+    pub async fn replay(&self, bot_url: &str, body: &[u8]) -> Result<ReplayReport, ReplayError> {
+        super::replay::replay(&self.shared, bot_url, body).await
     }
 
     /// Stops the server gracefully and the timer driver.
