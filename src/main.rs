@@ -182,7 +182,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         field("deadlineMs"),
         field("deadlineSource").as_str().unwrap_or("—")
     );
-    println!("latencyMs   {}", field("latencyMs"));
+    match field("latencyMs").as_f64() {
+        Some(ms) => println!("latencyMs   {ms:.1} (notification sent → decision request received)"),
+        None => println!("latencyMs   —"),
+    }
     match report.get("request").filter(|r| !r.is_null()) {
         Some(r) => {
             println!(

@@ -154,7 +154,7 @@ pub(crate) async fn replay(
         .iter()
         .filter(decision_request)
         .find(|r| r.status == 202)
-        .or_else(|| requests.iter().filter(decision_request).last())
+        .or_else(|| requests.iter().rev().find(decision_request))
         .cloned();
     let bot_record = bot_status(shared, bot_url, &id).await;
     let bot_deadline = bot_record
