@@ -323,7 +323,9 @@ async fn random_and_mutated_bodies_never_panic_or_5xx() {
     for i in 0..300 {
         let body: Vec<u8> = match i % 3 {
             // Random bytes.
-            0 => (0..rng.random_range(0..512)).map(|_| rng.random()).collect(),
+            0 => (0..rng.random_range(0..512))
+                .map(|_| rng.random())
+                .collect(),
             // A valid body with a few bytes flipped.
             1 => {
                 let mut b = valid.clone().into_bytes();

@@ -10,5 +10,6 @@ pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
 pub mod notification_auth;
+pub mod serve_command;
 pub mod tls;
 pub mod webhook;
