@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Emulator + bot in one process on loopback, a few scripted calls, and a report.
     Demo(DemoArgs),
+    /// The bot host against a Graph endpoint (real or emulator), with the demo application.
+    Serve(Box<mediabot::adapters::serve_command::ServeArgs>),
     /// Sign a saved commsNotifications JSON with the emulator's key, POST it to a bot and show
     /// what the bot did (status, action, deadline, the request it sent).
     Replay(ReplayArgs),
@@ -106,6 +108,11 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => runtime.block_on(demo(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Emulator(args) => runtime.block_on(emulator(*args)),
+        // Builds its own runtime and tracing (the bot owner's entry point).
+        Command::Serve(args) => {
+            drop(runtime);
+            Ok(args.run_blocking()?)
+        }
     }
 }
 

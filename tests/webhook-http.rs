@@ -310,3 +310,39 @@ async fn status_endpoint_serves_call_records() {
     assert_eq!(body["policyRecording"], true);
     assert_eq!(body["action"], Value::Null);
 }
+
+#[tokio::test]
+async fn random_and_mutated_bodies_never_panic_or_5xx() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    let mut s = setup(4096).await;
+    let token = s.identity.sign_notification_token(&claims()).expect("sign");
+    let valid = incoming_body("fuzz");
+    let mut rng = StdRng::seed_from_u64(7);
+    for i in 0..300 {
+        let body: Vec<u8> = match i % 3 {
+            // Random bytes.
+            0 => (0..rng.random_range(0..512))
+                .map(|_| rng.random())
+                .collect(),
+            // A valid body with a few bytes flipped.
+            1 => {
+                let mut b = valid.clone().into_bytes();
+                for _ in 0..rng.random_range(1..6) {
+                    let at = rng.random_range(0..b.len());
+                    b[at] = rng.random();
+                }
+                b
+            }
+            // A valid body cut short.
+            _ => valid.as_bytes()[..rng.random_range(0..valid.len())].to_vec(),
+        };
+        let (status, _, _) = send(&s.app, post("/api/calling", Some(&token), body)).await;
+        assert!(
+            matches!(status.as_u16(), 202 | 204 | 400),
+            "case {i}: unexpected {status}"
+        );
+        while s.inbox.try_recv().is_ok() {}
+    }
+}

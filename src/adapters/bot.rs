@@ -90,14 +90,17 @@ impl BotConfig {
 #[non_exhaustive]
 pub enum BotError {
     /// Certificate or HTTPS server problem.
-    #[error("tls: {0}")]
+    #[error("certificate or HTTPS server setup failed")]
     Tls(#[from] TlsError),
     /// The prefetched Graph token could not be obtained.
-    #[error("graph token: {0}")]
+    #[error("could not get a Graph token at start-up")]
     Token(#[from] TokenError),
     /// The default decision breaks a documented limit.
-    #[error("config: {0}")]
+    #[error("call refused or invalid configuration")]
     Config(#[from] CallError),
+    /// Process-level failure (runtime, missing setting).
+    #[error("{0}")]
+    Io(String),
     /// The driver has stopped.
     #[error("the bot has stopped")]
     Stopped,

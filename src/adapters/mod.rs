@@ -11,5 +11,6 @@ pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
 pub mod notification_auth;
+pub mod serve_command;
 pub mod tls;
 pub mod webhook;
