@@ -6,7 +6,7 @@
 //! | `GET /emulator/v1` | – | 200 URLs (Graph, token, OpenID), app id, secret, tenant |
 //! | `POST /emulator/v1/calls` | [`RingRequest`] | 201 `{id, scenario, answerWindowMs, …}` + `Location` |
 //! | `GET /emulator/v1/calls` | – | 200 `{"value": [CallSummary…]}` |
-//! | `GET /emulator/v1/calls/{id}` | – | 200 [`CallRecord`](super::record::CallRecord) / 404 |
+//! | `GET /emulator/v1/calls/{id}` | – | 200 [`CallRecord`] / 404 |
 //! | `POST /emulator/v1/calls/{id}/hangup` | – | 202 / 404 / 409 (already terminated) |
 //! | `GET /emulator/v1/calls/{id}/wait` | `state`, `outcome`, `settled=true`, `timeoutMs` (default 20000) | 200 record when it holds, 408 record when not |
 //! | `GET`/`PUT /emulator/v1/faults` | [`Faults`] | 200 the global knobs |
