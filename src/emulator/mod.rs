@@ -11,6 +11,7 @@ pub mod demo;
 pub mod emulated_call;
 pub mod fault;
 pub mod identity;
+pub mod media;
 pub mod model;
 pub mod notifier;
 pub mod record;
