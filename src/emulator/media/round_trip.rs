@@ -16,8 +16,10 @@
 //! 2. **Fine**, at 48 kHz: ±[`FINE_RADIUS`] samples around the coarse lag, with
 //!    [`align`](crate::media::analysis::align) on the full-rate excerpt.
 //!
-//! The reference is an excerpt of what was sent: [`EXCERPT`] of audio from where the speech
-//! starts (the first frame above [`SILENCE_DBFS`]), so leading silence never dominates.
+//! The search reference is an excerpt of what was sent: [`EXCERPT`] of audio from where the
+//! speech starts (the first frame above [`SILENCE_DBFS`]), so leading silence never
+//! dominates. The correlation reported is then computed over all the speech at the delay
+//! found.
 
 use std::path::Path;
 use std::time::Duration;
@@ -59,7 +61,9 @@ impl RoundTrip {
 }
 
 /// Finds the delay in `min_delay..=max_delay` at which `sent` (the participant's own speech)
-/// best reappears in `heard`, by normalized cross-correlation (see the module docs).
+/// best reappears in `heard`, by normalized cross-correlation (see the module docs). The
+/// delay is searched with an excerpt; the correlation reported is that of **all** the speech
+/// sent (first to last non-silent frame) with what was heard at that delay.
 ///
 /// Returns `None` when `sent` holds no speech, or `heard` is too short to hold the excerpt at
 /// `min_delay`. A returned correlation near 0 means the speech did not come back.
@@ -83,12 +87,23 @@ pub fn round_trip(
         return None;
     }
     let coarse_lag = coarse_search(reference, &heard[start..], min_lag, max_lag);
-    let (lag, c) = fine_search(reference, &heard[start..], coarse_lag, min_lag, max_lag);
+    let (lag, _) = fine_search(reference, &heard[start..], coarse_lag, min_lag, max_lag);
+    // Judge the whole speech at that delay, not only the excerpt used to find it.
+    let end = end_of_audio(sent).max(start + FRAME_SAMPLES);
+    let (r, t) = overlap(&sent[start..end], &heard[start..], lag as isize);
     Some(RoundTrip {
         delay_ms: lag as f64 * 1_000.0 / RATE,
         lag_samples: lag,
-        correlation: c,
+        correlation: correlation(r, t),
     })
+}
+
+/// One past the last sample of the last 20 ms frame louder than [`SILENCE_DBFS`] (0 when
+/// all silent).
+pub fn end_of_audio(pcm: &[f32]) -> usize {
+    pcm.chunks_exact(FRAME_SAMPLES)
+        .rposition(|f| rms_db(f) > SILENCE_DBFS)
+        .map_or(0, |i| (i + 1) * FRAME_SAMPLES)
 }
 
 /// Index of the first sample of the first 20 ms frame louder than [`SILENCE_DBFS`].
