@@ -15,3 +15,4 @@ pub mod serve_command;
 pub mod shard;
 pub mod tls;
 pub mod webhook;
+pub mod webrtc;
