@@ -233,7 +233,8 @@ impl EmulatorHandle {
     }
 
     /// Rings a bot with a scripted caller; returns the call id. The `created` notification
-    /// is on its way when this returns.
+    /// is on its way when this returns. Call it inside the tokio runtime the emulator runs on
+    /// (deliveries are spawned).
     pub fn ring(&self, ring: RingRequest) -> Result<String, EmulatorError> {
         self.shared.ring(ring)
     }
@@ -248,7 +249,7 @@ impl EmulatorHandle {
         self.shared.model().calls()
     }
 
-    /// The caller hangs up (gives up, if still ringing).
+    /// The caller hangs up (gives up, if still ringing). Inside the runtime, like [`Self::ring`].
     pub fn hangup(&self, id: &str) -> Result<(), EmulatorError> {
         self.shared.hangup(id)
     }
