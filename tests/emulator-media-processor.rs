@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mediabot::adapters::shard::{ShardConfig, ShardPool};
 use mediabot::emulator::media::{
-    BotLegQueues, CallRoom, CallRoomConfig, ParticipantMedia, load_wav_48k, round_trip,
+    BotLegQueues, CallRoom, CallRoomConfig, MediaPool, ParticipantMedia, load_wav_48k, round_trip,
 };
 use mediabot::media::analysis::{align, correlation, overlap};
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
@@ -15,7 +15,7 @@ use mediabot::media::leg::LegPort;
 use mediabot::media::packet::RtpPacket;
 use mediabot::media::room::RoomId;
 
-fn pool() -> Arc<ShardPool> {
+fn pool() -> Arc<MediaPool> {
     Arc::new(
         ShardPool::start(ShardConfig {
             shards: 1,

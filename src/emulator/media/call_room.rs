@@ -16,7 +16,15 @@
 //! The pump task wakes every [`PUMP_INTERVAL`]: it drains what each participant heard, tops
 //! up their input queues ([`super::participant`]), counts the bot leg's playout marks (the
 //! recorder tap says, per tick, whether the bot's packet was played, rebuilt from FEC,
-//! concealed or silent) and runs an optional per-pump hook (the WebRTC egress wake-up).
+//! concealed or silent).
+//!
+//! The shard ticks a [`MixRoom`]: the [`Room`] plus the call's WebRTC [`EgressSignal`], rung
+//! after every tick so the packets for the bot are written at once (see
+//! [`crate::adapters::webrtc`]'s egress design).
+//!
+//! # Realtime Safety
+//! [`MixRoom`]'s tick is the room's tick plus one non-blocking `send(2)`: no allocation, no
+//! lock, no await. Everything else here runs off the shard.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,7 +33,8 @@ use rtrb::{Consumer, Producer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::adapters::shard::ShardPool;
+use crate::adapters::shard::{ShardPool, ShardRoom};
+use crate::adapters::webrtc::EgressSignal;
 use crate::media::leg::CallLegConfig;
 use crate::media::member::Member;
 use crate::media::packet::RtpPacket;
@@ -44,8 +53,52 @@ pub const MAX_PARTICIPANTS: usize = 16;
 pub const BOT_MEMBER: MemberId = MemberId(1_000);
 const RECORDER_MEMBER: MemberId = MemberId(1_001);
 
-/// Called by the pump after each pass (e.g. to wake the WebRTC egress).
-pub type PumpHook = Box<dyn Fn() + Send + Sync>;
+/// The shard pool of the emulator's media processor.
+pub type MediaPool = ShardPool<MixRoom>;
+
+/// What the emulator's shards tick: a call's [`Room`] and, when the bot leg is a WebRTC
+/// session, the egress signal rung after each tick.
+#[derive(Debug)]
+pub struct MixRoom {
+    room: Room,
+    egress: Option<EgressSignal>,
+}
+
+impl MixRoom {
+    /// Wraps `room`; `egress` is rung after every tick.
+    pub fn new(room: Room, egress: Option<EgressSignal>) -> Self {
+        Self { room, egress }
+    }
+}
+
+impl ShardRoom for MixRoom {
+    type Id = RoomId;
+    type MemberId = MemberId;
+    type Member = Member;
+
+    fn id(&self) -> RoomId {
+        self.room.id()
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.room.tick(now);
+        if let Some(egress) = &self.egress {
+            egress.notify();
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.room.is_idle()
+    }
+
+    fn add_member(&mut self, member: Box<Member>) -> Result<(), Box<Member>> {
+        self.room.add_member(member)
+    }
+
+    fn remove_member(&mut self, id: MemberId) -> Option<Box<Member>> {
+        self.room.remove_member(id)
+    }
+}
 
 /// The room's side of the bot's call leg: packets from the bot come in through `input`, the
 /// room's packets for the bot go out through `output`.
@@ -114,7 +167,7 @@ struct PumpState {
 /// A call's room, running on a shard, with its pump task. Dropping it stops the pump and
 /// removes the room (use [`CallRoom::stop`] to get the final report).
 pub struct CallRoom {
-    pool: Arc<ShardPool>,
+    pool: Arc<MediaPool>,
     room: RoomId,
     state: Arc<Mutex<PumpState>>,
     stop: Option<oneshot::Sender<()>>,
@@ -133,19 +186,20 @@ impl std::fmt::Debug for CallRoom {
 impl CallRoom {
     /// Builds the room (participants as application endpoints, the bot as a call leg around
     /// `bot`, a recorder tap on the bot leg), loads the speech, primes every participant's
-    /// queue, places the room on `pool` and starts the pump. Must run inside a tokio runtime.
+    /// queue, places the room on `pool` (with `egress` rung after each tick) and starts the
+    /// pump. Must run inside a tokio runtime.
     ///
     /// # Errors
     /// [`MediaProcError::NoParticipants`], [`MediaProcError::TooManyParticipants`],
     /// [`MediaProcError::Speech`], [`MediaProcError::Room`], [`MediaProcError::Member`],
     /// [`MediaProcError::Shard`].
     pub fn start(
-        pool: Arc<ShardPool>,
+        pool: Arc<MediaPool>,
         room_id: RoomId,
         participants: &[ParticipantMedia],
         bot: BotLegQueues,
         config: &CallRoomConfig,
-        hook: Option<PumpHook>,
+        egress: Option<EgressSignal>,
     ) -> Result<Self, MediaProcError> {
         if participants.is_empty() {
             return Err(MediaProcError::NoParticipants);
@@ -197,9 +251,10 @@ impl CallRoom {
             participants: parts,
             bot: BotPlayout::default(),
         }));
-        pool.add_room(room).map_err(|r| r.error)?;
+        pool.add_room(MixRoom::new(room, egress))
+            .map_err(|r| r.error)?;
         let (stop_tx, stop_rx) = oneshot::channel();
-        let pump = tokio::spawn(pump(Arc::clone(&state), events, stop_rx, hook));
+        let pump = tokio::spawn(pump(Arc::clone(&state), events, stop_rx));
         Ok(Self {
             pool,
             room: room_id,
@@ -269,7 +324,6 @@ async fn pump(
     state: Arc<Mutex<PumpState>>,
     mut events: Consumer<RecordEvent>,
     mut stop: oneshot::Receiver<()>,
-    hook: Option<PumpHook>,
 ) {
     let mut interval = tokio::time::interval(PUMP_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -286,9 +340,6 @@ async fn pump(
             while let Ok(ev) = events.pop() {
                 count(&mut s.bot, &ev);
             }
-        }
-        if let Some(hook) = &hook {
-            hook();
         }
         if stopping {
             break;

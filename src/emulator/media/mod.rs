@@ -20,7 +20,9 @@ pub mod participant;
 pub mod round_trip;
 pub mod speech;
 
-pub use call_room::{BotLegQueues, BotPlayout, CallRoom, CallRoomConfig, RoomReport};
+pub use call_room::{
+    BotLegQueues, BotPlayout, CallRoom, CallRoomConfig, MediaPool, MixRoom, RoomReport,
+};
 pub use error::MediaProcError;
 pub use participant::ParticipantReport;
 pub use round_trip::{FirstHeard, RoundTrip, first_heard, first_heard_wav, round_trip};
