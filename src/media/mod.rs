@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod echo;
 pub mod endpoint;
 pub mod frame;
 pub mod histogram;
@@ -13,6 +14,7 @@ pub mod jitter;
 pub mod leg;
 pub mod member;
 pub mod mixer;
+pub mod ogg_opus;
 pub mod packet;
 pub mod prompt;
 pub mod recorder;

@@ -252,12 +252,12 @@ mod tests {
     fn finds_and_rewrites_candidates() {
         assert_eq!(
             candidate_addrs(OFFER),
-            vec!["127.0.0.1:40000".parse().unwrap()]
+            vec!["127.0.0.1:40000".parse::<SocketAddr>().unwrap()]
         );
         let rewritten = rewrite_host_candidate_port(OFFER, 3478);
         assert_eq!(
             candidate_addrs(&rewritten),
-            vec!["127.0.0.1:3478".parse().unwrap()]
+            vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]
         );
         assert_eq!(rewritten.len(), OFFER.len() - 1);
     }
