@@ -187,7 +187,9 @@ impl CallRoom {
     /// Builds the room (participants as application endpoints, the bot as a call leg around
     /// `bot`, a recorder tap on the bot leg), loads the speech, primes every participant's
     /// queue, places the room on `pool` (with `egress` rung after each tick) and starts the
-    /// pump. Must run inside a tokio runtime.
+    /// pump. With `held`, the participants send silence until [`CallRoom::release`] (e.g.
+    /// until the bot's media is connected), so nothing they say is lost and the room already
+    /// hears the bot from its first packet. Must run inside a tokio runtime.
     ///
     /// # Errors
     /// [`MediaProcError::NoParticipants`], [`MediaProcError::TooManyParticipants`],
@@ -200,6 +202,7 @@ impl CallRoom {
         bot: BotLegQueues,
         config: &CallRoomConfig,
         egress: Option<EgressSignal>,
+        held: bool,
     ) -> Result<Self, MediaProcError> {
         if participants.is_empty() {
             return Err(MediaProcError::NoParticipants);
@@ -221,6 +224,7 @@ impl CallRoom {
             let id = MemberId(i as u64 + 1);
             let (member, audio) = Member::app_endpoint(id, ENDPOINT_QUEUE)?;
             let mut p = Participant::new(media, &speech, id, audio, keep);
+            p.held = held;
             p.prime(now);
             room.add_member(member)
                 .map_err(|_| MediaProcError::TooManyParticipants(participants.len()))?;
@@ -268,6 +272,14 @@ impl CallRoom {
     /// The room's id on the pool.
     pub fn room_id(&self) -> RoomId {
         self.room
+    }
+
+    /// Lets held participants start their scripts (from their beginning, lead silence
+    /// first) with the next frame queued. Idempotent.
+    pub fn release(&self) {
+        for p in &mut lock(&self.state).participants {
+            p.held = false;
+        }
     }
 
     /// A snapshot of what every participant sent and heard so far (clones the audio).

@@ -12,11 +12,13 @@
 //! | [`speech`] | [`ParticipantMedia`]: a participant's name and speech WAV; WAV loading at 48 kHz |
 //! | [`participant`] | the feeder/drain of one participant and its [`ParticipantReport`] |
 //! | [`call_room`] | [`CallRoom`]: the call's room on a shard and its pump task |
+//! | [`processor`] | [`MediaProcessor`]: blob → WHIP-style negotiation → WebRTC → the call's room |
 //! | [`round_trip`] | the round-trip delay by cross-correlation; "the greeting is heard first" |
 
 pub mod call_room;
 pub mod error;
 pub mod participant;
+pub mod processor;
 pub mod round_trip;
 pub mod speech;
 
@@ -25,5 +27,6 @@ pub use call_room::{
 };
 pub use error::MediaProcError;
 pub use participant::ParticipantReport;
+pub use processor::{LegEnd, MediaLeg, MediaProcessor, MediaProcessorConfig, MediaReport};
 pub use round_trip::{FirstHeard, RoundTrip, first_heard, first_heard_wav, round_trip};
 pub use speech::{ParticipantMedia, load_wav_48k, media_dir};

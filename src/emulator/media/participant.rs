@@ -68,6 +68,8 @@ pub(crate) struct Participant {
     repeat: bool,
     /// Next sample of `script` to send.
     cursor: usize,
+    /// Sending silence until released (the call's media is not connected yet).
+    pub(crate) held: bool,
     /// Most samples kept in `sent` / `heard`.
     keep: usize,
     pub(crate) report: ParticipantReport,
@@ -91,6 +93,7 @@ impl Participant {
             script,
             repeat: media.repeat,
             cursor: 0,
+            held: false,
             keep: keep_samples,
             report: ParticipantReport {
                 name: media.name.clone(),
@@ -142,10 +145,20 @@ impl Participant {
         }
     }
 
-    /// Queues the next frame of the script (silence after it, unless repeating); `false`
-    /// when the room's queue is full.
+    /// Queues the next frame of the script (silence after it, unless repeating; silence
+    /// without advancing while held); `false` when the room's queue is full.
     fn push_next(&mut self) -> bool {
         let mut frame = AudioFrame::silence();
+        if self.held {
+            if !self.audio.send(&frame) {
+                return false;
+            }
+            self.report.frames_sent += 1;
+            if self.report.sent.len() + FRAME_SAMPLES <= self.keep {
+                self.report.sent.extend_from_slice(&frame.samples);
+            }
+            return true;
+        }
         if self.repeat && self.cursor >= self.script.len() && !self.script.is_empty() {
             self.cursor = 0;
         }
@@ -231,6 +244,23 @@ mod tests {
         let frames: Vec<f32> = p.report.sent.chunks(FRAME_SAMPLES).map(|f| f[0]).collect();
         assert_eq!(frames, [0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0]);
         assert_eq!(p.script_duration(), Duration::from_millis(60));
+    }
+
+    #[test]
+    fn a_held_participant_sends_silence_then_its_script_from_the_start() {
+        let (_member, audio) = Member::app_endpoint(MemberId(1), ENDPOINT_QUEUE).expect("ep");
+        let media = ParticipantMedia::new("x", "unused.wav");
+        let mut p = Participant::new(
+            &media,
+            &[0.5; FRAME_SAMPLES * 2],
+            MemberId(1),
+            audio,
+            1 << 20,
+        );
+        p.held = true;
+        p.prime(Instant::now());
+        assert!(p.report.sent.iter().all(|s| *s == 0.0));
+        assert_eq!(p.report.frames_sent, FEED_AHEAD as u64);
     }
 
     #[test]
