@@ -29,7 +29,7 @@
 //!   not acknowledged in time", §4.6); reject 603/0 (*choice*); redirect 302/0 (*choice*);
 //!   bot hang-up 200/7000; caller gave up ringing 487/0 (*choice*).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -38,9 +38,9 @@ use serde_json::Value;
 
 use crate::graph::{Call, ChangeType, ResultInfo};
 
-use super::emulated_call::{EmulatedCall, Outbox, Timer, error};
+use super::emulated_call::{EmulatedCall, Outbox, Timer, error, request_record};
 use super::fault::{FaultState, Faults};
-use super::record::{CallRecord, CallSummary, HistoryEntry, Outcome, Phase};
+use super::record::{CallRecord, CallSummary, HistoryEntry, Outcome, Phase, RequestRecord};
 use super::scenario::{CallParams, Scenario, Script};
 
 /// Service-wide settings of the model.
@@ -216,7 +216,12 @@ pub struct Model {
     order: Vec<String>,
     out: Outbox,
     rng: StdRng,
+    started: Option<Instant>,
+    unmatched: VecDeque<RequestRecord>,
 }
+
+/// How many requests for unknown calls are kept.
+pub const MAX_UNMATCHED: usize = 1000;
 
 impl Model {
     /// A service with no calls.
@@ -229,6 +234,8 @@ impl Model {
             order: Vec::new(),
             out: Outbox::default(),
             rng,
+            started: None,
+            unmatched: VecDeque::new(),
         }
     }
 
@@ -245,6 +252,12 @@ impl Model {
     /// The global fault knobs.
     pub fn default_faults(&self) -> &Faults {
         &self.defaults
+    }
+
+    /// Requests for call ids the emulator does not know (the latest [`MAX_UNMATCHED`]), `atMs`
+    /// counted from the model's first input.
+    pub fn unmatched_requests(&self) -> impl Iterator<Item = &RequestRecord> {
+        self.unmatched.iter()
     }
 
     /// A scripted caller rings a bot: builds the call, queues the `created` notification and
@@ -391,15 +404,22 @@ impl Model {
     /// the deadline is late.
     pub fn handle_request(&mut self, now: Instant, req: ApiRequest) -> ApiResponse {
         self.handle_timeout(now);
+        let started = *self.started.get_or_insert(now);
         let Some(entry) = self.calls.get_mut(&req.call_id) else {
-            return match req.auth {
-                Err(why) => error(401, "InvalidAuthenticationToken", &why),
+            let resp = match &req.auth {
+                Err(why) => error(401, "InvalidAuthenticationToken", why),
                 Ok(_) => error(
                     404,
                     "itemNotFound",
                     &format!("Call {} was not found.", req.call_id),
                 ),
             };
+            if self.unmatched.len() == MAX_UNMATCHED {
+                self.unmatched.pop_front();
+            }
+            let at = now.saturating_duration_since(started);
+            self.unmatched.push_back(request_record(at, &req, &resp));
+            return resp;
         };
         let mut resp = entry.serve(now, &req, &mut self.out, &self.config);
         resp.delay = entry.faults.delay();
@@ -751,6 +771,10 @@ mod tests {
         assert_eq!(m.handle_request(t0, r).status, 403);
         let r = m.handle_request(t0, req(Op::Answer, "nope", answer_body()));
         assert_eq!(r.status, 404);
+        let unmatched: Vec<_> = m.unmatched_requests().collect();
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].path, "/v1.0/communications/calls/nope");
+        assert_eq!(unmatched[0].error_code.as_deref(), Some("itemNotFound"));
         assert!(matches!(&r.body, Reply::Error { code, .. } if code == "itemNotFound"));
     }
 
