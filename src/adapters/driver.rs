@@ -129,6 +129,8 @@ impl CallDriver {
                         tracing::info!(call_id = %request.call_id, seq = request.seq, %error, "graph request failed");
                     }
                     self.calls.handle_api_outcome(clock::now(), &request, outcome);
+                    // A scheduled retry emits no event: refresh the snapshot here.
+                    self.snapshot(&request.call_id);
                 }
                 () = sleep_until_opt(timeout) => self.calls.handle_timeout(clock::now()),
             }
@@ -228,6 +230,7 @@ impl CallDriver {
         while let Some(output) = self.calls.poll_output() {
             match output {
                 CallOutput::Api(command) => {
+                    self.snapshot(command.call_id());
                     tracing::debug!(call_id = %command.call_id(), op = command.name(), "graph request");
                     self.with_stats(|s| s.requests += 1);
                     let graph = Arc::clone(&self.graph);
@@ -246,11 +249,14 @@ impl CallDriver {
         self.with_stats(|s| s.calls = table);
     }
 
-    fn on_event(&mut self, event: CallEvent) {
-        let id = event.call_id();
+    fn snapshot(&self, id: &CallId) {
         if let Some(call) = self.calls.get(id) {
             self.records.put(CallRecord::of(call));
         }
+    }
+
+    fn on_event(&mut self, event: CallEvent) {
+        self.snapshot(event.call_id());
         match &event {
             CallEvent::Failed { call_id, failure } => {
                 tracing::error!(%call_id, %failure, "call marked failed");
