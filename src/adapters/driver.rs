@@ -2,7 +2,7 @@
 //!
 //! It `select!`s over the webhook inbox, application decisions, completed Graph requests and
 //! the earliest `poll_timeout`; reads the clock once per event; feeds the event to
-//! [`Calls`]; then drains `poll_output`: each [`ApiCommand`] is executed on its own task by the
+//! [`Calls`]; then drains `poll_output`: each [`ApiCommand`](crate::call::ApiCommand) is executed on its own task by the
 //! [`GraphApi`] (its outcome comes back as an event), each [`CallEvent`] updates the call's
 //! [`CallRecord`], goes to the application's `on_event`, and is broadcast to subscribers.
 
