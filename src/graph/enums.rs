@@ -107,6 +107,18 @@ graph_enum! {
     }
 }
 
+impl CallState {
+    /// `true` for `terminated` (the authoritative end of a call).
+    pub fn is_terminated(&self) -> bool {
+        matches!(self, Self::Terminated)
+    }
+
+    /// `true` for `establishing` or `established` (answered, in either order).
+    pub fn is_answered(&self) -> bool {
+        matches!(self, Self::Establishing | Self::Established)
+    }
+}
+
 graph_enum! {
     /// `callDirection`.
     CallDirection {

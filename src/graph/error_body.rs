@@ -142,7 +142,7 @@ impl GraphErrorBody {
         Self::new("notSupported", message)
     }
 
-    /// 413 `requestEntityTooLarge`-style rejection, as `invalidRequest` with a size message.
+    /// 413 `requestEntityTooLarge` with the limit in the message.
     pub fn payload_too_large(limit_bytes: usize) -> Self {
         Self::new(
             "requestEntityTooLarge",

@@ -49,6 +49,7 @@ odata_writers! {
     chat_info => "#microsoft.graph.chatInfo",
     comms_notification => "#microsoft.graph.commsNotification",
     comms_notifications => "#microsoft.graph.commsNotifications",
+    delta_participants => "#microsoft.graph.deltaParticipants",
     identity => "#microsoft.graph.identity",
     identity_set => "#microsoft.graph.identitySet",
     incoming_context => "#microsoft.graph.incomingContext",

@@ -8,6 +8,28 @@
 //! `None` skipped, integers for codes, `@odata.type` where Graph writes it.
 //!
 //! Entry point for webhook bodies: [`parse_notifications`].
+//!
+//! ```
+//! use mediabot::graph::{AnswerRequest, CallState, ChangeType, parse_notifications};
+//!
+//! // As the .NET SDK logs it: PascalCase enums, no call id in resourceData.
+//! let body = br##"{"value":[{"changeType":"Created",
+//!     "resourceUrl":"/communications/calls/c1",
+//!     "resourceData":{"@odata.type":"#microsoft.graph.call","state":"Incoming"}}]}"##;
+//! let batch = parse_notifications(body)?;
+//! let n = &batch.value[0];
+//! assert_eq!(n.change_type, Some(ChangeType::Created));
+//! assert_eq!(n.call_id().unwrap(), "c1");
+//! assert_eq!(n.call_data().and_then(|c| c.state.clone()), Some(CallState::Incoming));
+//!
+//! let answer = AnswerRequest::app_hosted_audio("<blob>");
+//! answer.validate()?;
+//! assert_eq!(
+//!     serde_json::to_string(&answer)?,
+//!     r##"{"acceptedModalities":["audio"],"mediaConfig":{"@odata.type":"#microsoft.graph.appHostedMediaConfig","blob":"<blob>"}}"##
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod call;
 pub mod call_options;
@@ -22,6 +44,7 @@ pub mod meeting;
 pub mod notification;
 pub mod operation;
 pub mod participant;
+pub mod participant_joining;
 pub mod recording;
 pub mod request;
 pub mod result_info;
@@ -48,12 +71,13 @@ pub use notification::{
 };
 pub use operation::{CommsOperation, OperationKind};
 pub use participant::{
-    InvitationParticipantInfo, MediaStream, Participant, ParticipantInfo, RecordingInfo,
-    RemovedState,
+    DeltaParticipants, InvitationParticipantInfo, MediaStream, Participant, ParticipantInfo,
+    RecordingInfo, RemovedState,
 };
+pub use participant_joining::{ParticipantJoiningNotification, ParticipantJoiningResponse};
 pub use recording::{ApplicationMetadata, BotData, BotDataUser, RecorderInfo};
 pub use request::{
-    AnswerRequest, InviteParticipantsRequest, RedirectRequest, RejectRequest, TransferRequest,
-    UpdateRecordingStatusRequest,
+    AnswerRequest, InviteParticipantsRequest, RedirectRequest, RejectRequest, RequestError,
+    TransferRequest, UpdateRecordingStatusRequest,
 };
 pub use result_info::ResultInfo;

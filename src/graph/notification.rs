@@ -14,10 +14,12 @@ use super::error::GraphModelError;
 use super::ids::{CallId, OperationId};
 use super::lenient::{ODataTag, odata, odata_is, odata_name};
 use super::operation::CommsOperation;
-use super::participant::Participant;
+use super::participant::{DeltaParticipants, Participant};
 
 /// Longest call id accepted from a notification.
 const MAX_ID_LEN: usize = 256;
+/// Suffix of every `commsOperation` subtype name.
+const OPERATION: &str = "operation";
 
 /// Parses a webhook body as `commsNotifications`.
 ///
@@ -126,13 +128,15 @@ pub enum ResourceData {
     Operation(Box<CommsOperation>),
     /// A roster (array of `participant`).
     Participants(Vec<Participant>),
+    /// A delta roster (`deltaParticipants`, delta roster mode).
+    DeltaParticipants(Box<DeltaParticipants>),
     /// Anything else (or a typed value that did not read as its type), kept as received.
     Raw(Value),
 }
 
 impl CommsNotification {
     /// A notification about the call itself (`resourceUrl` `/communications/calls/{id}`).
-    pub fn call(change_type: ChangeType, call_id: &CallId, call: Call) -> Self {
+    pub fn for_call(change_type: ChangeType, call_id: &CallId, call: Call) -> Self {
         Self {
             change_type: Some(change_type),
             resource_url: Some(format!("/communications/calls/{call_id}")),
@@ -142,7 +146,7 @@ impl CommsNotification {
     }
 
     /// A roster notification (`…/participants`, `resourceData` an array).
-    pub fn participants(call_id: &CallId, participants: Vec<Participant>) -> Self {
+    pub fn for_participants(call_id: &CallId, participants: Vec<Participant>) -> Self {
         Self {
             change_type: Some(ChangeType::Updated),
             resource_url: Some(format!("/communications/calls/{call_id}/participants")),
@@ -152,7 +156,11 @@ impl CommsNotification {
     }
 
     /// An operation notification (`…/operations/{opId}`; `deleted` when it finished).
-    pub fn operation(change_type: ChangeType, call_id: &CallId, operation: CommsOperation) -> Self {
+    pub fn for_operation(
+        change_type: ChangeType,
+        call_id: &CallId,
+        operation: CommsOperation,
+    ) -> Self {
         let op_id = operation.id.clone().unwrap_or_default();
         Self {
             change_type: Some(change_type),
@@ -210,6 +218,14 @@ impl CommsNotification {
         }
     }
 
+    /// The typed delta roster when `resourceData` is a `deltaParticipants` object.
+    pub fn delta_participants(&self) -> Option<&DeltaParticipants> {
+        match &self.resource_data {
+            Some(ResourceData::DeltaParticipants(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Reads `resourceData` as a call, reporting why it is not one: `Ok(None)` when there is no
     /// object resource data, an error when it is an object that does not read as a call.
     pub fn parse_call(&self) -> Result<Option<Call>, GraphModelError> {
@@ -236,8 +252,16 @@ impl Serialize for ResourceData {
             Self::Call(c) => c.serialize(s),
             Self::Operation(o) => o.serialize(s),
             Self::Participants(p) => p.serialize(s),
+            Self::DeltaParticipants(d) => d.serialize(s),
             Self::Raw(v) => v.serialize(s),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceData {
+    /// Reads without a resource path: typed only by `@odata.type`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| Self::classify(v, None))
     }
 }
 
@@ -254,16 +278,27 @@ impl ResourceData {
                 };
                 let is_operation = match odata_type {
                     Some(t) => {
-                        let name = odata_name(t);
-                        name.len() >= 9
-                            && name.is_char_boundary(name.len() - 9)
-                            && name[name.len() - 9..].eq_ignore_ascii_case("operation")
+                        let name = odata_name(t).as_bytes();
+                        name.len() > OPERATION.len()
+                            && name[name.len() - OPERATION.len()..]
+                                .eq_ignore_ascii_case(OPERATION.as_bytes())
                     }
                     None => matches!(kind, Some(ResourceKind::Operation(_))),
+                };
+                let is_delta = match odata_type {
+                    Some(t) => odata_is(t, "deltaParticipants"),
+                    None => {
+                        matches!(kind, Some(ResourceKind::Participants))
+                            && map.contains_key("participants")
+                    }
                 };
                 if is_call {
                     if let Ok(c) = Call::deserialize(&value) {
                         return Self::Call(Box::new(c));
+                    }
+                } else if is_delta {
+                    if let Ok(d) = DeltaParticipants::deserialize(&value) {
+                        return Self::DeltaParticipants(Box::new(d));
                     }
                 } else if is_operation && let Ok(o) = CommsOperation::deserialize(&value) {
                     return Self::Operation(Box::new(o));
@@ -463,6 +498,32 @@ mod tests {
             n.parse_call(),
             Err(GraphModelError::Shape { what: "call", .. })
         ));
+    }
+
+    #[test]
+    fn built_notifications_read_back_equal() {
+        let id = CallId::new("c-1");
+        let call = Call {
+            state: Some(CallState::Established),
+            ..Call::default()
+        };
+        let op = CommsOperation {
+            id: Some(OperationId::new("op-1")),
+            ..CommsOperation::default()
+        };
+        let batch = CommsNotifications::new(vec![
+            CommsNotification::for_call(ChangeType::Updated, &id, call),
+            CommsNotification::for_participants(&id, vec![Participant::default()]),
+            CommsNotification::for_operation(ChangeType::Deleted, &id, op),
+        ]);
+        let bytes = serde_json::to_vec(&batch).unwrap();
+        let back = parse_notifications(&bytes).unwrap();
+        assert_eq!(back, batch);
+        assert!(back.value.iter().all(|n| n.call_id() == Some(id.clone())));
+        assert_eq!(
+            back.value[2].resource_kind(),
+            Some(ResourceKind::Operation(OperationId::new("op-1")))
+        );
     }
 
     #[test]

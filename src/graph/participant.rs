@@ -252,6 +252,32 @@ pub struct RemovedState {
     pub extra: Map<String, Value>,
 }
 
+/// `deltaParticipants`: participants changed since the previous roster update (delta roster).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaParticipants {
+    /// Written as `#microsoft.graph.deltaParticipants`.
+    #[serde(
+        rename = "@odata.type",
+        default,
+        serialize_with = "odata::delta_participants"
+    )]
+    pub odata_type: ODataTag,
+    /// Roster version of this update.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_i64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sequence_number: Option<i64>,
+    /// Changed participants; removed ones carry `removedState`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participants: Option<Vec<Participant>>,
+    /// Unknown properties and annotations, kept as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,12 +6,44 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use thiserror::Error;
 
 use super::call_options::CallOptions;
 use super::enums::{Modality, RecordingStatus, RejectReason, RoutingPolicy, TargetDisposition};
+use super::error_body::GraphErrorBody;
+use super::identity::IdentitySet;
 use super::lenient;
 use super::media_config::MediaConfig;
 use super::participant::{InvitationParticipantInfo, ParticipantInfo};
+
+/// Most targets a redirect may ring at once.
+pub const MAX_REDIRECT_TARGETS: usize = 25;
+/// Redirect timeout bounds, in seconds (inclusive).
+pub const REDIRECT_TIMEOUT_SECONDS: std::ops::RangeInclusive<i32> = 15..=90;
+
+/// Why a request body breaks the documented rules (Graph answers 400 `invalidRequest`).
+#[derive(Clone, Debug, Eq, Error, PartialEq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A required property is absent or empty.
+    #[error("{0} is required")]
+    Missing(&'static str),
+    /// A property has a value the API does not accept.
+    #[error("{field} is invalid: {reason}")]
+    Invalid {
+        /// The property (JSON name).
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl RequestError {
+    /// The Graph error body for this problem (`invalidRequest`).
+    pub fn to_error_body(&self) -> GraphErrorBody {
+        GraphErrorBody::invalid_request(self.to_string())
+    }
+}
 
 /// Body of `POST /communications/calls/{id}/answer`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
@@ -50,6 +82,49 @@ impl AnswerRequest {
             ..Self::default()
         }
     }
+
+    /// Checks the documented rules: `acceptedModalities` present, non-empty, only `audio`,
+    /// `video`, `videoBasedScreenSharing`; `mediaConfig` present, of a known type, app-hosted
+    /// with a non-empty `blob`; `callbackUri` (if any) an https URL; `participantCapacity`
+    /// (if any) not negative.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        let modalities = self
+            .accepted_modalities
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .ok_or(RequestError::Missing("acceptedModalities"))?;
+        if !modalities.iter().all(|m| {
+            matches!(
+                m,
+                Modality::Audio | Modality::Video | Modality::VideoBasedScreenSharing
+            )
+        }) {
+            return Err(RequestError::Invalid {
+                field: "acceptedModalities",
+                reason: "allowed values are audio, video, videoBasedScreenSharing",
+            });
+        }
+        match &self.media_config {
+            None => return Err(RequestError::Missing("mediaConfig")),
+            Some(MediaConfig::AppHosted(c)) if c.blob.as_deref().is_none_or(str::is_empty) => {
+                return Err(RequestError::Missing("mediaConfig.blob"));
+            }
+            Some(MediaConfig::Other(_)) => {
+                return Err(RequestError::Invalid {
+                    field: "mediaConfig",
+                    reason: "unknown @odata.type",
+                });
+            }
+            Some(_) => {}
+        }
+        if self.participant_capacity.is_some_and(|c| c < 0) {
+            return Err(RequestError::Invalid {
+                field: "participantCapacity",
+                reason: "must not be negative",
+            });
+        }
+        check_callback_uri(self.callback_uri.as_deref())
+    }
 }
 
 /// Body of `POST /communications/calls/{id}/reject`.
@@ -74,6 +149,21 @@ impl RejectRequest {
             reason: Some(reason),
             ..Self::default()
         }
+    }
+
+    /// Checks the documented rules: `reason` (if any) one of `none`, `busy`, `forbidden`;
+    /// `callbackUri` (if any) an https URL.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if matches!(
+            self.reason,
+            Some(RejectReason::Other(_) | RejectReason::UnknownFutureValue)
+        ) {
+            return Err(RequestError::Invalid {
+                field: "reason",
+                reason: "allowed values are none, busy, forbidden",
+            });
+        }
+        check_callback_uri(self.callback_uri.as_deref())
     }
 }
 
@@ -128,6 +218,38 @@ impl RedirectRequest {
             ..Self::default()
         }
     }
+
+    /// Checks the documented rules: 1 to 25 `targets`, each with an identity; `timeout` (if
+    /// any) 15–90 s; `callbackUri` (if any) an https URL.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        let targets = self
+            .targets
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or(RequestError::Missing("targets"))?;
+        if targets.len() > MAX_REDIRECT_TARGETS {
+            return Err(RequestError::Invalid {
+                field: "targets",
+                reason: "at most 25 targets",
+            });
+        }
+        if targets
+            .iter()
+            .any(|t| t.identity.as_ref().is_none_or(IdentitySet::is_empty))
+        {
+            return Err(RequestError::Missing("targets.identity"));
+        }
+        if self
+            .timeout
+            .is_some_and(|t| !REDIRECT_TIMEOUT_SECONDS.contains(&t))
+        {
+            return Err(RequestError::Invalid {
+                field: "timeout",
+                reason: "must be 15 to 90 seconds",
+            });
+        }
+        check_callback_uri(self.callback_uri.as_deref())
+    }
 }
 
 /// Body of `POST /communications/calls/{id}/transfer`.
@@ -178,10 +300,27 @@ pub struct UpdateRecordingStatusRequest {
     pub extra: Map<String, Value>,
 }
 
+/// A `callbackUri`, when given, must be an absolute https URL with a host.
+fn check_callback_uri(uri: Option<&str>) -> Result<(), RequestError> {
+    let Some(uri) = uri else {
+        return Ok(());
+    };
+    match url::Url::parse(uri) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(()),
+        Ok(_) => Err(RequestError::Invalid {
+            field: "callbackUri",
+            reason: "must be an https URL",
+        }),
+        Err(_) => Err(RequestError::Invalid {
+            field: "callbackUri",
+            reason: "not a URL",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::identity::IdentitySet;
 
     #[test]
     fn answer_is_written_like_the_docs() {
@@ -216,5 +355,92 @@ mod tests {
         );
         let target = &r.targets.as_ref().unwrap()[0];
         assert_eq!(target.identity, Some(IdentitySet::phone("+1")));
+    }
+
+    #[test]
+    fn answer_validation_follows_the_docs() {
+        let ok = AnswerRequest::app_hosted_audio("blob");
+        assert_eq!(ok.validate(), Ok(()));
+        let mut r = ok.clone();
+        r.accepted_modalities = None;
+        assert_eq!(
+            r.validate(),
+            Err(RequestError::Missing("acceptedModalities"))
+        );
+        r.accepted_modalities = Some(vec![]);
+        assert_eq!(
+            r.validate(),
+            Err(RequestError::Missing("acceptedModalities"))
+        );
+        r.accepted_modalities = Some(vec![Modality::Data]);
+        assert!(matches!(
+            r.validate(),
+            Err(RequestError::Invalid {
+                field: "acceptedModalities",
+                ..
+            })
+        ));
+        let mut r = ok.clone();
+        r.media_config = None;
+        assert_eq!(r.validate(), Err(RequestError::Missing("mediaConfig")));
+        r.media_config = Some(MediaConfig::app_hosted(""));
+        assert_eq!(r.validate(), Err(RequestError::Missing("mediaConfig.blob")));
+        let mut r = ok.clone();
+        r.callback_uri = Some("http://bot.example.com/cb".into());
+        assert!(matches!(
+            r.validate(),
+            Err(RequestError::Invalid {
+                field: "callbackUri",
+                ..
+            })
+        ));
+        r.callback_uri = Some("not a url".into());
+        assert!(r.validate().is_err());
+        r.callback_uri = Some("https://bot.example.com/cb".into());
+        assert_eq!(r.validate(), Ok(()));
+        let body = RequestError::Missing("mediaConfig").to_error_body();
+        assert_eq!(body.error.code, "invalidRequest");
+        assert_eq!(body.error.message, "mediaConfig is required");
+    }
+
+    #[test]
+    fn reject_and_redirect_validation() {
+        assert_eq!(RejectRequest::new(RejectReason::Busy).validate(), Ok(()));
+        assert_eq!(RejectRequest::default().validate(), Ok(()));
+        let r: RejectRequest = serde_json::from_str(r#"{"reason":"later"}"#).unwrap();
+        assert!(r.validate().is_err());
+
+        let target = || InvitationParticipantInfo::new(IdentitySet::phone("+1"));
+        assert_eq!(
+            RedirectRequest::new(vec![target()], Some(30)).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            RedirectRequest::new(vec![target()], None).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            RedirectRequest::default().validate(),
+            Err(RequestError::Missing("targets"))
+        );
+        assert!(
+            RedirectRequest::new(vec![target()], Some(14))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RedirectRequest::new(vec![target()], Some(91))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RedirectRequest::new(vec![target(); 26], Some(30))
+                .validate()
+                .is_err()
+        );
+        assert_eq!(
+            RedirectRequest::new(vec![InvitationParticipantInfo::default()], None).validate(),
+            Err(RequestError::Missing("targets.identity"))
+        );
     }
 }
