@@ -98,20 +98,18 @@ async fn token_is_refreshed_in_the_background_before_it_expires() {
     assert_eq!(cache.get().await.expect("cached"), first);
 
     jump(Duration::from_secs(10)).await;
-    // The refresh was due 5 s ago; wait (real time, bounded) for its request to complete.
+    // The refresh was due 5 s ago; wait (real time, bounded) until its token is in the cache.
+    // Meanwhile `get` keeps answering from cache with the old token.
+    let mut second = cache.get().await.expect("token");
     for _ in 0..5000 {
-        if s.identity.counts().tokens_issued == 2 {
+        if second != first {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
+        second = cache.get().await.expect("token");
     }
-    assert_eq!(
-        s.identity.counts().tokens_issued,
-        2,
-        "refreshed without a caller"
-    );
-    let second = cache.get().await.expect("refreshed token");
-    assert_ne!(second, first);
+    assert_ne!(second, first, "refreshed without a caller asking");
+    assert_eq!(s.identity.counts().tokens_issued, 2);
     assert!(second.expires_at() > first.expires_at());
     assert!(
         tokio::time::Instant::now() < first.expires_at(),
@@ -216,4 +214,36 @@ async fn concurrent_gets_share_one_fetch() {
         "everyone got the same token"
     );
     assert_eq!(s.identity.counts().token_requests, 1, "one fetch");
+}
+
+#[tokio::test]
+async fn failed_background_refresh_keeps_serving_the_unexpired_token() {
+    let s = setup().await;
+    s.identity.set_token_lifetime(Duration::from_secs(3600));
+    let cache = s.cache(SECRET);
+    let first = cache.prefetch().await.expect("token");
+    // The secret is rotated on the server: every refresh from now on is refused.
+    s.identity
+        .register_app(RegisteredApp::new(APP_ID, "rotated-secret", TENANT));
+
+    jump(Duration::from_secs(3600 - 300 + 1)).await;
+    for _ in 0..5000 {
+        if s.identity.counts().token_requests >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        s.identity.counts().token_requests >= 2,
+        "the background refresh was tried"
+    );
+    assert_eq!(cache.get().await.expect("old token still usable"), first);
+
+    // Once the old token is about to expire, the caller gets the real error.
+    jump(Duration::from_secs(300 - 30)).await;
+    assert!(matches!(
+        cache.get().await,
+        Err(TokenError::InvalidClient { .. })
+    ));
+    assert_eq!(s.identity.counts().tokens_issued, 1);
 }

@@ -336,3 +336,48 @@ async fn unreachable_jwks_at_start_is_reported_and_recovered_from() {
     assert_eq!(verified.tenant_id, TENANT);
     assert!(verifier.fetch_count() >= 2);
 }
+
+#[tokio::test]
+async fn a_later_key_service_outage_keeps_the_loaded_keys() {
+    let s = setup().await;
+    s.identity.set_unavailable(true);
+    let err = s.verifier.refresh_now().await.unwrap_err();
+    assert!(
+        matches!(err, KeySourceError::Status { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(s.verifier.key_status(), Ok(1), "old keys kept");
+    let token = s.identity.sign_notification_token(&claims()).expect("sign");
+    let verified = s
+        .verifier
+        .verify(Some(&bearer(&token)))
+        .await
+        .expect("still verifiable");
+    assert_eq!(verified.tenant_id, TENANT);
+}
+
+#[tokio::test]
+async fn clock_skew_is_bounded_at_exactly_five_minutes() {
+    let s = setup().await;
+    let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_737_600);
+    let token = bearer(
+        &s.identity
+            .sign_notification_token(&NotificationClaims::new(APP_ID, TENANT, issued))
+            .expect("sign"),
+    );
+    let expiry = issued + Duration::from_secs(65 * 60);
+    let skew = Duration::from_secs(300);
+    let at = |t: SystemTime| s.verifier.verify_at(Some(&token), t);
+
+    assert!(at(issued).await.is_ok());
+    assert!(at(issued - skew).await.is_ok(), "nbf minus skew");
+    assert_eq!(
+        at(issued - skew - Duration::from_secs(1)).await,
+        Err(NotificationAuthError::NotYetValid)
+    );
+    assert!(at(expiry + skew).await.is_ok(), "exp plus skew");
+    assert_eq!(
+        at(expiry + skew + Duration::from_secs(1)).await,
+        Err(NotificationAuthError::Expired)
+    );
+}

@@ -5,10 +5,10 @@
 //! to the configured token URL (real service: [`entra_token_url`]). Its contract:
 //! - [`GraphTokenCache::prefetch`] fetches at start-up, so the first answer to an incoming call
 //!   does not pay for a token (Microsoft's samples do, and miss the 5 s PBR window);
-//! - a token is served from cache while `now < expiry - refresh_margin` (`expiry` = receipt +
-//!   `expires_in`); a background task refreshes it at that moment, and retries with backoff if
-//!   the refresh fails (meanwhile [`GraphTokenCache::get`] keeps serving the old token as long
-//!   as it has not actually expired);
+//! - a background task refreshes the token at `expiry - refresh_margin` (`expiry` = time the
+//!   request was sent + `expires_in`) and retries with backoff if that fails; meanwhile
+//!   [`GraphTokenCache::get`] keeps serving the old token while it has at least
+//!   [`MIN_REMAINING_VALIDITY`] left, so callers never wait for a refresh;
 //! - concurrent [`GraphTokenCache::get`] calls that find no usable token share one in-flight
 //!   request;
 //! - [`GraphTokenCache::get`] itself never retries or sleeps (the caller owns the deadline).
@@ -23,6 +23,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+
+/// A cached token with less validity left than this is not handed out any more.
+pub const MIN_REMAINING_VALIDITY: Duration = Duration::from_secs(30);
 
 /// The scope for application permissions on Graph.
 pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -202,29 +205,22 @@ impl GraphTokenCache {
         self.get().await
     }
 
-    /// A token valid for at least `refresh_margin`, from cache when possible.
+    /// A token from cache when possible: one outside the refresh margin, or — while the
+    /// background refresh is due, in flight or failing — the old one as long as it has
+    /// [`MIN_REMAINING_VALIDITY`] left. Only with no such token does the caller wait for a
+    /// request (shared with concurrent callers).
     pub async fn get(&self) -> Result<AccessToken, TokenError> {
-        if let Some(token) = self.inner.fresh() {
+        if let Some(token) = self.inner.usable() {
             return Ok(token);
         }
         let _in_flight = self.inner.fetching.lock().await;
         // Whoever held the lock before us may have fetched a token.
-        if let Some(token) = self.inner.fresh() {
+        if let Some(token) = self.inner.usable() {
             return Ok(token);
         }
-        match self.inner.fetch().await {
-            Ok(token) => {
-                self.start_refresher();
-                Ok(token)
-            }
-            Err(e) => match self.inner.unexpired() {
-                Some(old) => {
-                    tracing::warn!(error = %e, "token refresh failed; using the unexpired token");
-                    Ok(old)
-                }
-                None => Err(e),
-            },
-        }
+        let token = self.inner.fetch().await?;
+        self.start_refresher();
+        Ok(token)
     }
 
     /// How many token requests were sent since creation.
@@ -254,10 +250,10 @@ impl Inner {
         (Instant::now() + self.config.refresh_margin < token.expires_at).then_some(token)
     }
 
-    /// The cached token if it has not expired.
-    fn unexpired(&self) -> Option<AccessToken> {
+    /// The cached token if it has at least [`MIN_REMAINING_VALIDITY`] left.
+    fn usable(&self) -> Option<AccessToken> {
         let token = read(&self.token).clone()?;
-        (Instant::now() < token.expires_at).then_some(token)
+        (Instant::now() + MIN_REMAINING_VALIDITY < token.expires_at).then_some(token)
     }
 
     /// When the background task should refresh: `expires_at - refresh_margin`.

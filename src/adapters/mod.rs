@@ -9,6 +9,7 @@ pub mod demo_handler;
 pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
+pub mod jwks;
 pub mod notification_auth;
 pub mod serve_command;
 pub mod tls;

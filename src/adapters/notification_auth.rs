@@ -24,19 +24,15 @@
 //! [`NotificationAuthError::KeysUnavailable`] — we cannot judge the token, the platform may
 //! retry — and **401** for every other error (the SDK's behaviour for an invalid token).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::rsa::PublicKeyComponents;
-use aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use tokio::sync::{Mutex, watch};
-use tokio::task::AbortHandle;
-use tokio::time::Instant;
+
+pub use super::jwks::KeySourceError;
+use super::jwks::{JwksCache, JwksSettings, SignatureCheck};
 
 /// The calling service's OpenID metadata URL (the calling sample's).
 pub const SKYPE_OPENID_METADATA_URL: &str =
@@ -50,9 +46,6 @@ pub const GRAPH_ISSUER: &str = "https://graph.microsoft.com";
 
 /// Longest `Authorization` value looked at; longer is [`NotificationAuthError::Malformed`].
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
-
-/// Largest metadata or JWKS document accepted.
-const MAX_DOCUMENT_LEN: usize = 1024 * 1024;
 
 /// Settings of a [`NotificationVerifier`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,78 +178,12 @@ impl NotificationAuthError {
     }
 }
 
-/// Why the signing keys could not be fetched.
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeySourceError {
-    /// Connection, TLS or timeout failure.
-    #[error("cannot reach {url}: {reason}")]
-    Unreachable {
-        /// The URL requested.
-        url: String,
-        /// The client's message.
-        reason: String,
-    },
-    /// A non-2xx answer.
-    #[error("{url} answered HTTP {status}")]
-    Status {
-        /// The URL requested.
-        url: String,
-        /// The status code.
-        status: u16,
-    },
-    /// The document is not the expected JSON (or has no usable RSA key).
-    #[error("unusable document from {url}: {reason}")]
-    BadDocument {
-        /// The URL requested.
-        url: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// Keys were never fetched yet.
-    #[error("keys not fetched yet")]
-    NotFetched,
-}
-
-/// Verifies notification tokens; cheap to clone (shared state). The background refresh task
+/// Verifies notification tokens; cheap to clone (shared state). The background key refresh
 /// ends when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct NotificationVerifier {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    config: NotificationAuthConfig,
-    http: reqwest::Client,
-    keys: RwLock<Option<KeySet>>,
-    last_error: RwLock<KeySourceError>,
-    /// Serialises unknown-kid refreshes; holds when the last one happened.
-    forced_refresh: Mutex<Option<Instant>>,
-    ready: watch::Sender<bool>,
-    fetches: AtomicU64,
-    task: OnceLock<AbortHandle>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.get() {
-            task.abort();
-        }
-    }
-}
-
-#[derive(Debug)]
-struct KeySet {
-    /// Keys by `kid` (`""` for keys published without one).
-    by_kid: HashMap<String, RsaKey>,
-    fetched_at: Instant,
-}
-
-#[derive(Debug)]
-struct RsaKey {
-    n: Vec<u8>,
-    e: Vec<u8>,
+    config: Arc<NotificationAuthConfig>,
+    keys: JwksCache,
 }
 
 impl NotificationVerifier {
@@ -266,27 +193,18 @@ impl NotificationVerifier {
     /// [`NotificationAuthError::KeysUnavailable`] until it succeeds. `http` should come from
     /// [`crate::adapters::tls::https_client`]. Must run inside a tokio runtime.
     pub async fn start(config: NotificationAuthConfig, http: reqwest::Client) -> Self {
-        let inner = Arc::new(Inner {
-            config,
-            http,
-            keys: RwLock::new(None),
-            last_error: RwLock::new(KeySourceError::NotFetched),
-            forced_refresh: Mutex::new(None),
-            ready: watch::channel(false).0,
-            fetches: AtomicU64::new(0),
-            task: OnceLock::new(),
-        });
-        let first = inner.fetch_and_store().await;
-        if let Err(e) = &first {
-            tracing::error!(
-                url = %inner.config.openid_metadata_url,
-                error = %e,
-                "notification signing keys unavailable; retrying in the background"
-            );
+        let settings = JwksSettings {
+            openid_metadata_url: config.openid_metadata_url.clone(),
+            refresh_interval: config.refresh_interval,
+            unknown_kid_refresh_gap: config.unknown_kid_refresh_gap,
+            retry_backoff_min: config.retry_backoff_min,
+            retry_backoff_max: config.retry_backoff_max,
+            fetch_timeout: config.fetch_timeout,
+        };
+        Self {
+            keys: JwksCache::start(settings, http).await,
+            config: Arc::new(config),
         }
-        let task = tokio::spawn(refresh_loop(Arc::downgrade(&inner), first.is_ok()));
-        let _ = inner.task.set(task.abort_handle());
-        Self { inner }
     }
 
     /// Verifies an `Authorization` header value against the current time.
@@ -310,14 +228,25 @@ impl NotificationVerifier {
             .get("kid")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if !self.inner.check_signature(&jws, kid.as_deref())? {
-            // Unknown kid: maybe the keys rotated. One (rate-limited) refresh, then retry.
-            self.inner
-                .refresh_for_unknown_kid(kid.as_deref().unwrap_or(""))
-                .await;
-            if !self.inner.check_signature(&jws, kid.as_deref())? {
+        let mut check = self.check_signature(&jws, kid.as_deref());
+        if check == SignatureCheck::UnknownKid {
+            // Maybe the keys rotated: one (rate-limited) refresh, then look again.
+            let kid = kid.as_deref().unwrap_or("");
+            self.keys.refresh_for_unknown_kid(kid).await;
+            check = self.check_signature(&jws, Some(kid));
+        }
+        match check {
+            SignatureCheck::Verified => {}
+            SignatureCheck::BadSignature => return Err(NotificationAuthError::BadSignature),
+            SignatureCheck::UnknownKid => {
                 return Err(NotificationAuthError::UnknownKey {
                     kid: kid.unwrap_or_default(),
+                });
+            }
+            SignatureCheck::NoKeys(e) => {
+                return Err(NotificationAuthError::KeysUnavailable {
+                    url: self.config.openid_metadata_url.clone(),
+                    reason: e.to_string(),
                 });
             }
         }
@@ -325,77 +254,38 @@ impl NotificationVerifier {
             decode_json(jws.claims_b64).ok_or(NotificationAuthError::Malformed {
                 reason: "claims are not a JSON object",
             })?;
-        self.inner.check_claims(claims, kid, now)
+        self.check_claims(claims, kid, now)
     }
 
     /// `Ok(number of keys)` when keys are loaded, else the last fetch error.
     pub fn key_status(&self) -> Result<usize, KeySourceError> {
-        match read(&self.inner.keys).as_ref() {
-            Some(set) => Ok(set.by_kid.len()),
-            None => Err(read(&self.inner.last_error).clone()),
-        }
+        self.keys.key_status()
     }
 
     /// Resolves once keys are loaded (at once if they are).
     pub async fn wait_for_keys(&self) {
-        let mut rx = self.inner.ready.subscribe();
-        // The sender lives in `inner`, which we hold: `wait_for` cannot see a closed channel.
-        let _ = rx.wait_for(|ready| *ready).await;
+        self.keys.wait_for_keys().await;
     }
 
     /// Fetches metadata and keys now (outside the rate limit), replacing the key set on
-    /// success.
+    /// success and keeping the old one on failure.
     pub async fn refresh_now(&self) -> Result<usize, KeySourceError> {
-        self.inner.fetch_and_store().await
+        self.keys.refresh_now().await
     }
 
     /// How many metadata+JWKS fetches were attempted since start.
     pub fn fetch_count(&self) -> u64 {
-        self.inner.fetches.load(Ordering::Relaxed)
+        self.keys.fetch_count()
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &NotificationAuthConfig {
-        &self.inner.config
+        &self.config
     }
-}
 
-impl Inner {
-    /// `Ok(true)` verified, `Ok(false)` no key with that kid, `Err` otherwise.
-    fn check_signature(
-        &self,
-        jws: &Jws<'_>,
-        kid: Option<&str>,
-    ) -> Result<bool, NotificationAuthError> {
-        let keys = read(&self.keys);
-        let Some(set) = keys.as_ref() else {
-            return Err(NotificationAuthError::KeysUnavailable {
-                url: self.config.openid_metadata_url.clone(),
-                reason: read(&self.last_error).to_string(),
-            });
-        };
-        let verify = |key: &RsaKey| {
-            PublicKeyComponents {
-                n: &key.n,
-                e: &key.e,
-            }
-            .verify(
-                &RSA_PKCS1_2048_8192_SHA256,
-                jws.signed.as_bytes(),
-                &jws.signature,
-            )
-            .is_ok()
-        };
-        match kid {
-            Some(kid) => match set.by_kid.get(kid) {
-                Some(key) if verify(key) => Ok(true),
-                Some(_) => Err(NotificationAuthError::BadSignature),
-                None => Ok(false),
-            },
-            // No kid: accept if any published key verifies.
-            None if set.by_kid.values().any(verify) => Ok(true),
-            None => Err(NotificationAuthError::BadSignature),
-        }
+    fn check_signature(&self, jws: &Jws<'_>, kid: Option<&str>) -> SignatureCheck {
+        self.keys
+            .verify_rs256(kid, jws.signed.as_bytes(), &jws.signature)
     }
 
     fn check_claims(
@@ -412,7 +302,7 @@ impl Inner {
                 .to_owned()
         };
         let issuer = string("iss");
-        if !self.config.valid_issuers.iter().any(|i| *i == issuer) {
+        if !self.config.valid_issuers.contains(&issuer) {
             return Err(NotificationAuthError::WrongIssuer { found: issuer });
         }
         let app_id = &self.config.app_id;
@@ -456,154 +346,6 @@ impl Inner {
             expires_at: exp,
             claims,
         })
-    }
-
-    async fn refresh_for_unknown_kid(&self, kid: &str) {
-        let mut last = self.forced_refresh.lock().await;
-        // Someone may have refreshed while we waited for the lock.
-        if read(&self.keys)
-            .as_ref()
-            .is_some_and(|s| s.by_kid.contains_key(kid))
-        {
-            return;
-        }
-        let now = Instant::now();
-        if last.is_some_and(|t| now < t + self.config.unknown_kid_refresh_gap) {
-            tracing::debug!(kid, "unknown kid; key refresh rate-limited");
-            return;
-        }
-        *last = Some(now);
-        tracing::info!(kid, "unknown kid; refreshing signing keys");
-        if let Err(e) = self.fetch_and_store().await {
-            tracing::warn!(error = %e, "key refresh for unknown kid failed");
-        }
-    }
-
-    async fn fetch_and_store(&self) -> Result<usize, KeySourceError> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        match self.fetch_keys().await {
-            Ok(by_kid) => {
-                let n = by_kid.len();
-                *write(&self.keys) = Some(KeySet {
-                    by_kid,
-                    fetched_at: Instant::now(),
-                });
-                self.ready.send_replace(true);
-                Ok(n)
-            }
-            Err(e) => {
-                *write(&self.last_error) = e.clone();
-                Err(e)
-            }
-        }
-    }
-
-    async fn fetch_keys(&self) -> Result<HashMap<String, RsaKey>, KeySourceError> {
-        let metadata_url = &self.config.openid_metadata_url;
-        let metadata = self.get_json(metadata_url).await?;
-        let Some(jwks_uri) = metadata.get("jwks_uri").and_then(Value::as_str) else {
-            return Err(KeySourceError::BadDocument {
-                url: metadata_url.clone(),
-                reason: "no jwks_uri".into(),
-            });
-        };
-        let jwks = self.get_json(jwks_uri).await?;
-        let bad = |reason: &str| KeySourceError::BadDocument {
-            url: jwks_uri.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let entries = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| bad("no keys array"))?;
-        let mut by_kid = HashMap::new();
-        for jwk in entries {
-            let field = |name: &str| jwk.get(name).and_then(Value::as_str);
-            if field("kty") != Some("RSA") || field("use").is_some_and(|u| u != "sig") {
-                continue;
-            }
-            let component = |name: &str| {
-                field(name).and_then(|v| URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')).ok())
-            };
-            let (Some(n), Some(e)) = (component("n"), component("e")) else {
-                continue;
-            };
-            by_kid.insert(field("kid").unwrap_or("").to_owned(), RsaKey { n, e });
-        }
-        if by_kid.is_empty() {
-            return Err(bad("no usable RSA signing key"));
-        }
-        Ok(by_kid)
-    }
-
-    async fn get_json(&self, url: &str) -> Result<Value, KeySourceError> {
-        let unreachable = |e: reqwest::Error| KeySourceError::Unreachable {
-            url: url.to_owned(),
-            reason: error_chain(&e),
-        };
-        let mut response = self
-            .http
-            .get(url)
-            .timeout(self.config.fetch_timeout)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if !response.status().is_success() {
-            return Err(KeySourceError::Status {
-                url: url.to_owned(),
-                status: response.status().as_u16(),
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_LEN {
-                return Err(KeySourceError::BadDocument {
-                    url: url.to_owned(),
-                    reason: "document larger than 1 MiB".into(),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|e| KeySourceError::BadDocument {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })
-    }
-}
-
-/// Periodic refresh, and retries with backoff while fetching fails.
-async fn refresh_loop(inner: Weak<Inner>, mut healthy: bool) {
-    let mut backoff: Option<Duration> = None;
-    loop {
-        let delay = {
-            let Some(inner) = inner.upgrade() else { return };
-            let c = &inner.config;
-            if healthy {
-                backoff = None;
-                let fetched_at = read(&inner.keys).as_ref().map(|s| s.fetched_at);
-                let due = fetched_at.map_or_else(Instant::now, |t| t + c.refresh_interval);
-                due.saturating_duration_since(Instant::now())
-            } else {
-                let next =
-                    backoff.map_or(c.retry_backoff_min, |b| (b * 2).min(c.retry_backoff_max));
-                backoff = Some(next);
-                next
-            }
-        };
-        tokio::time::sleep(delay).await;
-        let Some(inner) = inner.upgrade() else { return };
-        match inner.fetch_and_store().await {
-            Ok(n) => {
-                if !healthy {
-                    tracing::info!(url = %inner.config.openid_metadata_url, keys = n, "notification signing keys loaded");
-                }
-                healthy = true;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "notification signing key refresh failed; retrying");
-                healthy = false;
-            }
-        }
     }
 }
 
@@ -685,29 +427,6 @@ fn unix_seconds(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
-}
-
-/// The error and its sources, `: `-joined (reqwest's top-level message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // Poisoning only means a panic elsewhere mid-update of plain data; keep going.
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -12,6 +12,35 @@
 //! config built here names it explicitly, and [`install_crypto_provider`] (called by
 //! [`serve_https`] and [`https_client`], idempotent) installs it as the process default so
 //! that no library can hit rustls' "no process-level CryptoProvider" panic.
+//!
+//! # Wiring a bot to the emulator's identity service
+//!
+//! ```no_run
+//! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
+//! use mediabot::adapters::graph_token::{ClientCredentialsConfig, GraphTokenCache};
+//! use mediabot::adapters::notification_auth::{NotificationAuthConfig, NotificationVerifier};
+//! use mediabot::adapters::tls::{TlsIdentity, https_client, serve_https};
+//! use mediabot::emulator::identity::{IdentityService, RegisteredApp, identity_router};
+//!
+//! // Emulator side: its own certificate, token endpoint, OpenID metadata and JWKS.
+//! let emulator_tls = TlsIdentity::self_signed_localhost()?;
+//! let identity = IdentityService::new()?;
+//! identity.register_app(RegisteredApp::new("app-id", "secret", "tenant-id"));
+//! let emulator = serve_https(identity_router(identity.clone()), "127.0.0.1:0".parse()?, &emulator_tls).await?;
+//!
+//! // Bot side: trust the emulator's certificate, fetch keys and a token before any call.
+//! let http = https_client(&[emulator_tls.certificate().clone()])?;
+//! let base = emulator.base_url();
+//! let metadata = format!("{base}/v1/.well-known/OpenIdConfiguration");
+//! let verifier = NotificationVerifier::start(NotificationAuthConfig::new("app-id", &metadata), http.clone()).await;
+//! let token_url = format!("{base}/tenant-id/oauth2/v2.0/token");
+//! let tokens = GraphTokenCache::new(ClientCredentialsConfig::new(&token_url, "app-id", "secret"), http);
+//! tokens.prefetch().await?;
+//!
+//! // Per notification: `verifier.verify(authorization_header).await` → tenant, or 401/503.
+//! // Per Graph request: `Authorization: {tokens.get().await?.bearer()}`.
+//! # Ok(()) }
+//! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};

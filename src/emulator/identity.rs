@@ -27,7 +27,7 @@
 //! Every endpoint is counted ([`IdentityService::counts`]) so tests can prove caching.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -162,22 +162,37 @@ struct Inner {
     tokens_issued: AtomicU64,
     openid_configuration: AtomicU64,
     keys: AtomicU64,
+    /// Fault knob: every identity endpoint answers 503.
+    unavailable: AtomicBool,
 }
 
 impl IdentityService {
     /// A service with fresh keys and no registered apps.
+    ///
+    /// Generates two RSA-2048 keys (in parallel; RSA key generation takes ~50–250 ms each on
+    /// a loaded machine): call it at start-up, not on a latency-sensitive path.
     pub fn new() -> Result<Self, SigningError> {
+        let (notification_key, access_key) = std::thread::scope(|scope| {
+            let other = scope.spawn(JwtSigner::generate);
+            let access_key = JwtSigner::generate();
+            // `generate` returns errors as values; a panic there is a bug worth propagating.
+            let notification_key = other
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (notification_key, access_key)
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 apps: RwLock::default(),
-                notification_keys: RwLock::new(vec![Arc::new(JwtSigner::generate()?)]),
-                access_key: JwtSigner::generate()?,
+                notification_keys: RwLock::new(vec![Arc::new(notification_key?)]),
+                access_key: access_key?,
                 token_lifetime_secs: AtomicU64::new(DEFAULT_TOKEN_LIFETIME.as_secs()),
                 public_base_url: RwLock::default(),
                 token_requests: AtomicU64::new(0),
                 tokens_issued: AtomicU64::new(0),
                 openid_configuration: AtomicU64::new(0),
                 keys: AtomicU64::new(0),
+                unavailable: AtomicBool::new(false),
             }),
         })
     }
@@ -198,6 +213,12 @@ impl IdentityService {
     /// (the default) uses the request's `Host`.
     pub fn set_public_base_url(&self, url: Option<String>) {
         *write(&self.inner.public_base_url) = url.map(|u| u.trim_end_matches('/').to_owned());
+    }
+
+    /// Fault knob: while `true`, the token endpoint, the metadata and the JWKS all answer
+    /// 503 (`temporarily_unavailable`); requests are still counted.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::Relaxed);
     }
 
     /// The key that signs notification tokens now.
@@ -422,6 +443,10 @@ async fn token_endpoint(
     Path(tenant): Path<String>,
     body: Bytes,
 ) -> Response {
+    if id.inner.unavailable.load(Ordering::Relaxed) {
+        id.inner.token_requests.fetch_add(1, Ordering::Relaxed);
+        return unavailable_response();
+    }
     let (status, body) = id.handle_token_request(&tenant, &body, SystemTime::now());
     (
         status,
@@ -439,6 +464,9 @@ async fn openid_endpoint(
     id.inner
         .openid_configuration
         .fetch_add(1, Ordering::Relaxed);
+    if id.inner.unavailable.load(Ordering::Relaxed) {
+        return unavailable_response();
+    }
     let base = read(&id.inner.public_base_url).clone().unwrap_or_else(|| {
         let host = uri
             .authority()
@@ -461,8 +489,23 @@ async fn openid_endpoint(
 
 async fn keys_endpoint(State(id): State<IdentityService>) -> Response {
     id.inner.keys.fetch_add(1, Ordering::Relaxed);
+    if id.inner.unavailable.load(Ordering::Relaxed) {
+        return unavailable_response();
+    }
     let keys = read(&id.inner.notification_keys).clone();
     axum::Json(jwks(keys.iter().map(|k| k.as_ref()))).into_response()
+}
+
+/// 503 with Entra's `temporarily_unavailable` body and `Retry-After: 1`.
+fn unavailable_response() -> Response {
+    let (status, body) = entra_error(
+        503,
+        "temporarily_unavailable",
+        50_196,
+        "The server is temporarily unavailable (emulator fault knob).",
+        SystemTime::now(),
+    );
+    (status, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response()
 }
 
 /// Entra's error body.
