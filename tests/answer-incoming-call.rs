@@ -105,8 +105,8 @@ async fn meeting_invitation_is_answered_and_the_callers_hang_up_keeps_result_inf
     let record =
         support::wait_bot(&pair.bot, &id, |r| r.phase == CallPhase::Terminated, WAIT).await;
     let kept = record.result_info.expect("bot kept resultInfo");
-    assert_eq!(kept.code, Some(sent.code));
-    assert_eq!(kept.subcode, Some(sent.subcode));
+    assert_eq!(kept.code, sent.code);
+    assert_eq!(kept.subcode, sent.subcode);
 }
 
 #[tokio::test]

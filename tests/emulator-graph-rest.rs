@@ -329,7 +329,7 @@ async fn unanswered_call_times_out_and_a_late_answer_gets_8522() {
     assert_eq!(rec.outcome, Outcome::TimedOut);
     assert_eq!(
         rec.result_info.as_ref().map(|r| (r.code, r.subcode)),
-        Some((408, 1106))
+        Some((Some(408), Some(1106)))
     );
     let (_, terminated) = bot.next().await;
     assert_eq!(

@@ -12,6 +12,7 @@
 //! | `GET`/`PUT /emulator/v1/faults` | [`Faults`] | 200 the global knobs |
 //! | `POST /emulator/v1/trust` | PEM certificate(s) | 204: notifications trust them |
 //! | `POST /emulator/v1/notify` | `{url, appId?, tenantId?, body}` | 200 `{status}`: sign and POST any notification |
+//! | `POST /emulator/v1/replay` | `{botUrl, body}` | 200 [`ReplayReport`](super::replay::ReplayReport): take over the saved incoming call, sign and POST it, wait for the bot's decision |
 //!
 //! Control errors are `{"error": {"code", "message"}}` with 400/404/409.
 
@@ -120,6 +121,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/emulator/v1/faults", get(get_faults).put(put_faults))
         .route("/emulator/v1/trust", post(trust))
         .route("/emulator/v1/notify", post(notify))
+        .route("/emulator/v1/replay", post(replay))
         .with_state(shared)
 }
 
@@ -288,6 +290,36 @@ async fn notify(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     {
         Ok(status) => axum::Json(json!({ "status": status })).into_response(),
         Err(e) => control_error(StatusCode::BAD_GATEWAY, "deliveryFailed", &e),
+    }
+}
+
+/// Body of `POST /emulator/v1/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplayRequest {
+    bot_url: String,
+    body: Value,
+}
+
+async fn replay(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req: ReplayRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return control_error(StatusCode::BAD_REQUEST, "invalidRequest", &e.to_string()),
+    };
+    let raw = req.body.to_string();
+    match super::replay::replay(&s, &req.bot_url, raw.as_bytes()).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(super::replay::ReplayError::Parse(m)) => {
+            control_error(StatusCode::BAD_REQUEST, "invalidRequest", &m)
+        }
+        Err(super::replay::ReplayError::Emulator(EmulatorError::Delivery { url, reason })) => {
+            control_error(
+                StatusCode::BAD_GATEWAY,
+                "deliveryFailed",
+                &format!("{url}: {reason}"),
+            )
+        }
+        Err(super::replay::ReplayError::Emulator(e)) => emulator_error(&e),
     }
 }
 

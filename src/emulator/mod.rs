@@ -7,11 +7,13 @@
 //! API returns.
 
 pub mod control;
+pub mod demo;
 pub mod fault;
 pub mod identity;
 pub mod model;
 pub mod notifier;
 pub mod record;
+pub mod replay;
 pub mod request;
 pub mod rest;
 pub mod scenario;
@@ -19,4 +21,5 @@ pub mod server;
 pub mod signing;
 
 pub use control::RingRequest;
+pub use replay::{ReplayError, ReplayReport};
 pub use server::{Emulator, EmulatorConfig, EmulatorError, EmulatorHandle};

@@ -34,12 +34,17 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::graph::{
+    Call, CallDirection, CallId, CallState, ChangeType, CommsNotification, CommsNotifications,
+    ResultInfo,
+};
 
 use super::fault::{FaultState, Faults, Injected};
 use super::record::{
     Action, CallRecord, CallSummary, Decision, EndReason, EventRecord, HistoryEntry,
-    NotificationRecord, Outcome, Phase, RequestRecord, ResultSummary,
+    NotificationRecord, Outcome, Phase, RequestRecord,
 };
 use super::request::{self, Invalid};
 use super::scenario::{CallParams, Scenario, Script};
@@ -52,7 +57,7 @@ pub struct ModelConfig {
     /// Answer window of policy-based-recording invitations (Graph: 5 s).
     pub pbr_answer_window: Duration,
     /// resultInfo sent with `terminated` when the bot did not decide in time.
-    pub timeout_result: ResultSummary,
+    pub timeout_result: ResultInfo,
     /// Whether a timed-out call is announced to the bot with a `terminated` notification.
     pub notify_on_timeout: bool,
     /// Time between `establishing` and `established` after an answer.
@@ -68,11 +73,7 @@ impl Default for ModelConfig {
         Self {
             answer_window: Duration::from_secs(15),
             pbr_answer_window: Duration::from_secs(5),
-            timeout_result: ResultSummary {
-                code: 408,
-                subcode: 1106,
-                message: "Call acceptance not acknowledged in time.".into(),
-            },
+            timeout_result: ResultInfo::new(408, 1106, "Call acceptance not acknowledged in time."),
             notify_on_timeout: true,
             establish_delay: Duration::from_millis(20),
             tenant_id: "2d4bc0c4-4c9e-4a8e-9b6e-6c1d9a1f0e55".into(),
@@ -96,6 +97,17 @@ pub struct Ring {
     pub script: Script,
     /// Fault knobs (default: the global ones).
     pub faults: Option<Faults>,
+}
+
+/// A call taken over from a saved notification (see [`Model::handle_import`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Import {
+    /// The incoming call as the notification carried it (`id` required).
+    pub call: Call,
+    /// Where the bot listens (later notifications go here or to the answer's `callbackUri`).
+    pub bot_url: String,
+    /// The app whose tokens may decide the call.
+    pub app_id: String,
 }
 
 /// The REST operation a request asks for.
@@ -342,8 +354,65 @@ impl Model {
         entry.event(now, "rang");
         entry.incoming_sent = Some(Duration::ZERO);
         let full = entry.rec.call.clone();
-        entry.notify(now, &mut self.out, "created", full);
+        entry.notify(now, &mut self.out, ChangeType::Created, full);
         self.calls.insert(id.clone(), entry);
+        self.order.push(id.clone());
+        Ok(id)
+    }
+
+    /// Takes over a call described elsewhere (a saved incoming notification, for `replay`):
+    /// the call is `incoming` with its answer window starting now, and **no** notification
+    /// is queued — the caller sends the saved one itself. An existing call with the same id
+    /// is replaced. Returns the call id.
+    pub fn handle_import(&mut self, now: Instant, import: Import) -> Result<String, ModelError> {
+        let id = import
+            .call
+            .id
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| ModelError::InvalidRing("the call has no id".into()))?;
+        let scenario = Scenario::classify(&import.call);
+        let window = if import.call.is_policy_based_recording() {
+            self.config.pbr_answer_window
+        } else {
+            self.config.answer_window
+        };
+        let tenant_id = import
+            .call
+            .tenant_id
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| self.config.tenant_id.clone());
+        let faults = self.defaults.clone();
+        let mut entry = Entry {
+            rec: CallRecord {
+                id: id.clone(),
+                scenario,
+                script: Script::default(),
+                faults: faults.clone(),
+                app_id: import.app_id,
+                tenant_id,
+                bot_url: import.bot_url.clone(),
+                callback_uri: import.bot_url,
+                state: Phase::Incoming,
+                outcome: Outcome::Pending,
+                decision: None,
+                ended_by: None,
+                result_info: None,
+                answer_window: window,
+                call: import.call,
+                history: Vec::new(),
+            },
+            rang_at: now,
+            faults: FaultState::new(faults),
+            incoming_sent: Some(Duration::ZERO),
+            etag: 0,
+            timers: vec![(now + window, Timer::AnswerDeadline)],
+        };
+        entry.event(now, "imported");
+        self.calls.insert(id.clone(), entry);
+        self.order.retain(|o| *o != id);
         self.order.push(id.clone());
         Ok(id)
     }
@@ -614,7 +683,7 @@ impl Entry {
         if self.rec.state == Phase::Terminated {
             return error(404, "8522", "Call not found.");
         }
-        let mut call = self.rec.call.clone();
+        let mut call = serde_json::to_value(&self.rec.call).unwrap_or(Value::Null);
         call["@odata.context"] =
             Value::from("https://graph.microsoft.com/v1.0/$metadata#communications/calls/$entity");
         ApiResponse {
@@ -679,12 +748,13 @@ impl Entry {
                 self.event(at, "timedOut");
                 let r = cfg.timeout_result.clone();
                 if cfg.notify_on_timeout {
-                    self.terminate(at, out, EndReason::TimedOut, r.code, r.subcode, &r.message);
+                    self.terminate_with(at, out, EndReason::TimedOut, r);
                 } else {
                     self.rec.state = Phase::Terminated;
                     self.rec.ended_by = Some(EndReason::TimedOut);
+                    self.rec.call.state = Some(CallState::Terminated);
+                    self.rec.call.result_info = Some(r.clone());
                     self.rec.result_info = Some(r);
-                    self.rec.call["state"] = Value::from("terminated");
                 }
             }
             Timer::Established => {
@@ -714,10 +784,10 @@ impl Entry {
         if let PhaseOrTerminating::Phase(p) = state {
             self.rec.state = p;
         }
-        let name = state.name();
-        self.rec.call["state"] = Value::from(name);
-        let data = self.update_data(name);
-        self.notify(now, out, "updated", data);
+        let call_state = state.call_state();
+        self.rec.call.state = Some(call_state.clone());
+        let data = self.update_data(call_state);
+        self.notify(now, out, ChangeType::Updated, data);
     }
 
     fn terminate(
@@ -729,70 +799,73 @@ impl Entry {
         subcode: i32,
         message: &str,
     ) {
+        self.terminate_with(now, out, why, ResultInfo::new(code, subcode, message));
+    }
+
+    fn terminate_with(
+        &mut self,
+        now: Instant,
+        out: &mut Outbox,
+        why: EndReason,
+        result: ResultInfo,
+    ) {
         self.timers.clear();
         self.rec.state = Phase::Terminated;
         self.rec.ended_by = Some(why);
-        let result = ResultSummary {
-            code,
-            subcode,
-            message: message.to_owned(),
-        };
-        let result_json = json!({
-            "@odata.type": "#microsoft.graph.resultInfo",
-            "code": code,
-            "subcode": subcode,
-            "message": message,
-        });
+        self.rec.call.state = Some(CallState::Terminated);
+        self.rec.call.result_info = Some(result.clone());
+        let mut data = self.update_data(CallState::Terminated);
+        data.result_info = Some(result.clone());
         self.rec.result_info = Some(result);
-        self.rec.call["state"] = Value::from("terminated");
-        self.rec.call["resultInfo"] = result_json.clone();
-        let mut data = self.update_data("terminated");
-        data["resultInfo"] = result_json;
-        self.notify(now, out, "deleted", data);
+        self.notify(now, out, ChangeType::Deleted, data);
     }
 
-    /// The resource data of a state notification: the minimal payload Graph sends.
-    fn update_data(&mut self, state: &str) -> Value {
+    /// The resource data of a state notification: the minimal payload Graph sends (state,
+    /// ids, and the meeting's chat/meeting info).
+    fn update_data(&mut self, state: CallState) -> Call {
         self.etag += 1;
         let c = &self.rec.call;
-        let mut data = json!({
-            "@odata.type": "#microsoft.graph.call",
-            "@odata.id": format!("/communications/calls/{}", self.rec.id),
-            "@odata.etag": format!("W/\"{}\"", self.etag),
-            "id": self.rec.id,
-            "state": state,
-            "direction": "incoming",
-            "tenantId": c["tenantId"],
-            "myParticipantId": c["myParticipantId"],
-            "callChainId": c["callChainId"],
-        });
-        for extra in ["chatInfo", "meetingInfo"] {
-            if !c[extra].is_null() {
-                data[extra] = c[extra].clone();
-            }
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "@odata.id".into(),
+            Value::from(format!("/communications/calls/{}", self.rec.id)),
+        );
+        extra.insert(
+            "@odata.etag".into(),
+            Value::from(format!("W/\"{}\"", self.etag)),
+        );
+        Call {
+            id: Some(CallId::new(self.rec.id.clone())),
+            state: Some(state),
+            direction: Some(CallDirection::Incoming),
+            tenant_id: c.tenant_id.clone(),
+            my_participant_id: c.my_participant_id.clone(),
+            call_chain_id: c.call_chain_id.clone(),
+            chat_info: c.chat_info.clone(),
+            meeting_info: c.meeting_info.clone(),
+            extra,
+            ..Call::default()
         }
-        data
     }
 
-    fn notify(&mut self, now: Instant, out: &mut Outbox, change_type: &str, data: Value) {
+    fn notify(&mut self, now: Instant, out: &mut Outbox, change_type: ChangeType, data: Call) {
         let id = &self.rec.id;
-        let url = if change_type == "created" {
+        let url = if change_type == ChangeType::Created {
             self.rec.bot_url.clone()
         } else {
             self.rec.callback_uri.clone()
         };
-        let body = json!({
-            "@odata.type": "#microsoft.graph.commsNotifications",
-            "value": [{
-                "@odata.type": "#microsoft.graph.commsNotification",
-                "changeType": change_type,
-                "resource": format!("/app/calls/{id}"),
-                "resourceUrl": format!("/communications/calls/{id}"),
-                "callbackUri": self.rec.callback_uri,
-                "resourceData": data,
-            }]
-        });
-        let state = data["state"].as_str().unwrap_or_default().to_owned();
+        let state = data
+            .state
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let mut n = CommsNotification::call(change_type.clone(), &CallId::new(id.clone()), data);
+        n.resource = Some(format!("/app/calls/{id}"));
+        n.callback_uri = Some(self.rec.callback_uri.clone());
+        // Serializing the graph model into a Value cannot fail (string keys, no maps with
+        // non-string keys); fall back to null rather than panic all the same.
+        let body = serde_json::to_value(CommsNotifications::new(vec![n])).unwrap_or(Value::Null);
         let copies = if self.faults.faults().duplicate { 2 } else { 1 };
         for copy in 0..copies {
             let seq = out.next_seq;
@@ -804,7 +877,7 @@ impl Entry {
                     seq,
                     at,
                     url: url.clone(),
-                    change_type: change_type.to_owned(),
+                    change_type: change_type.as_str().to_owned(),
                     state: state.clone(),
                     duplicate: copy > 0,
                     body: body.clone(),
@@ -862,13 +935,13 @@ impl From<Phase> for PhaseOrTerminating {
 }
 
 impl PhaseOrTerminating {
-    fn name(self) -> &'static str {
+    fn call_state(self) -> CallState {
         match self {
-            Self::Phase(Phase::Incoming) => "incoming",
-            Self::Phase(Phase::Establishing) => "establishing",
-            Self::Phase(Phase::Established) => "established",
-            Self::Phase(Phase::Terminated) => "terminated",
-            Self::Terminating => "terminating",
+            Self::Phase(Phase::Incoming) => CallState::Incoming,
+            Self::Phase(Phase::Establishing) => CallState::Establishing,
+            Self::Phase(Phase::Established) => CallState::Established,
+            Self::Phase(Phase::Terminated) => CallState::Terminated,
+            Self::Terminating => CallState::Terminating,
         }
     }
 }
@@ -888,6 +961,7 @@ fn error(status: u16, code: &str, message: &str) -> ApiResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const BOT: &str = "https://127.0.0.1:9443/api/calling";
 
@@ -1057,11 +1131,7 @@ mod tests {
     #[test]
     fn timeout_result_is_configurable_and_notification_optional() {
         let mut m = Model::new(ModelConfig {
-            timeout_result: ResultSummary {
-                code: 480,
-                subcode: 10037,
-                message: "nobody".into(),
-            },
+            timeout_result: ResultInfo::new(480, 10037, "nobody"),
             notify_on_timeout: false,
             ..ModelConfig::default()
         });
@@ -1070,7 +1140,10 @@ mod tests {
         drain(&mut m);
         m.handle_timeout(t0 + Duration::from_secs(16));
         assert!(drain(&mut m).is_empty());
-        assert_eq!(m.call(&id).unwrap().result_info.as_ref().unwrap().code, 480);
+        assert_eq!(
+            m.call(&id).unwrap().result_info.as_ref().unwrap().code,
+            Some(480)
+        );
     }
 
     #[test]
@@ -1092,7 +1165,7 @@ mod tests {
             (rec.outcome, rec.ended_by),
             (Outcome::Rejected, Some(EndReason::Rejected))
         );
-        assert_eq!(rec.result_info.as_ref().unwrap().code, 603);
+        assert_eq!(rec.result_info.as_ref().unwrap().code, Some(603));
     }
 
     #[test]
@@ -1241,6 +1314,35 @@ mod tests {
             m.handle_hangup(t0, &id),
             Err(ModelError::Terminated(id.clone()))
         );
+    }
+
+    #[test]
+    fn imported_call_is_incoming_without_a_notification() {
+        let mut m = Model::new(ModelConfig::default());
+        let t0 = Instant::now();
+        let call = Scenario::PolicyRecording.build(&CallParams {
+            call_id: "saved-1".into(),
+            ..CallParams::default()
+        });
+        let id = m
+            .handle_import(
+                t0,
+                Import {
+                    call,
+                    bot_url: BOT.into(),
+                    app_id: "app-1".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(id, "saved-1");
+        assert!(drain(&mut m).is_empty());
+        assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        assert_eq!(m.call(&id).unwrap().scenario, Scenario::PolicyRecording);
+        let r = m.handle_request(t0, req(Op::Answer, &id, answer_body()));
+        assert_eq!(r.status, 202);
+        assert_eq!(states(&drain(&mut m)), ["establishing"]);
+        let no_id = m.handle_import(t0, Import::default());
+        assert!(matches!(no_id, Err(ModelError::InvalidRing(_))));
     }
 
     #[test]

@@ -172,6 +172,23 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// GETs `url` with the notifier's client (it trusts the bots) and reads JSON; non-2xx is
+    /// an error. Used to read a mediabot bot's status endpoint.
+    pub async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let client = self
+            .client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let resp = client.get(url).send().await.map_err(|e| error_chain(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        resp.json().await.map_err(|e| error_chain(&e))
+    }
+}
+
 fn build_client(
     trusted: &[CertificateDer<'static>],
     accept_invalid_certs: bool,

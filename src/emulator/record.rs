@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::graph::{Call, ResultInfo};
+
 use super::fault::Faults;
 use super::scenario::{Scenario, Script};
 
@@ -85,17 +87,6 @@ pub enum EndReason {
     Redirected,
     /// Nobody decided inside the answer window.
     TimedOut,
-}
-
-/// A `resultInfo` the emulator told the bot (`{code, subcode, message}`).
-#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
-pub struct ResultSummary {
-    /// Status-like code (200, 408, …).
-    pub code: i32,
-    /// Refining subcode.
-    pub subcode: i32,
-    /// Human-readable message.
-    pub message: String,
 }
 
 /// The accepted decision.
@@ -223,12 +214,12 @@ pub struct CallRecord {
     /// Who ended the call, once terminated.
     pub ended_by: Option<EndReason>,
     /// The `resultInfo` sent with `terminated`.
-    pub result_info: Option<ResultSummary>,
+    pub result_info: Option<ResultInfo>,
     /// The answer window (15 s, or 5 s for policy-based recording).
     #[serde(rename = "answerWindowMs", serialize_with = "as_ms")]
     pub answer_window: Duration,
     /// The current call resource (as `GET /communications/calls/{id}` returns it).
-    pub call: Value,
+    pub call: Call,
     /// Requests, notifications and events in order.
     pub history: Vec<HistoryEntry>,
 }

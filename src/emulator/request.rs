@@ -10,7 +10,10 @@
 //! `callbackUri` that is not an absolute `https` URL, an unknown reject `reason`, redirect
 //! `targets` outside 1..=25 or without an identity, and a redirect `timeout` outside 15–90 s.
 
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+use crate::graph::{AnswerRequest, RedirectRequest, RejectRequest};
 
 /// A valid answer body, reduced to what the emulator acts on.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +24,8 @@ pub struct AnswerBody {
     pub modalities: Vec<String>,
     /// `#microsoft.graph.appHostedMediaConfig` or `…serviceHostedMediaConfig`.
     pub media_config_type: String,
+    /// The body read through the graph wire model.
+    pub typed: AnswerRequest,
 }
 
 /// A valid reject body.
@@ -30,6 +35,8 @@ pub struct RejectBody {
     pub reason: String,
     /// Where later notifications go, if given.
     pub callback_uri: Option<String>,
+    /// The body read through the graph wire model.
+    pub typed: RejectRequest,
 }
 
 /// A valid redirect body.
@@ -41,6 +48,8 @@ pub struct RedirectBody {
     pub timeout: Option<u32>,
     /// Where later notifications go, if given.
     pub callback_uri: Option<String>,
+    /// The body read through the graph wire model.
+    pub typed: RedirectRequest,
 }
 
 /// Why a request body was refused (becomes a 400 `invalidRequest` with this message).
@@ -138,6 +147,7 @@ pub fn answer(body: &Map<String, Value>) -> Result<AnswerBody, Invalid> {
         callback_uri,
         modalities,
         media_config_type: media_config_type.to_owned(),
+        typed: typed(body, "answer")?,
     })
 }
 
@@ -153,6 +163,7 @@ pub fn reject(body: &Map<String, Value>) -> Result<RejectBody, Invalid> {
     Ok(RejectBody {
         reason: reason.to_owned(),
         callback_uri,
+        typed: typed(body, "reject")?,
     })
 }
 
@@ -194,6 +205,7 @@ pub fn redirect(body: &Map<String, Value>) -> Result<RedirectBody, Invalid> {
         targets: targets.len(),
         timeout,
         callback_uri,
+        typed: typed(body, "redirect")?,
     })
 }
 
@@ -204,6 +216,12 @@ pub fn get<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     })
+}
+
+/// Reads the (already checked) body through the graph wire model.
+fn typed<T: DeserializeOwned>(body: &Map<String, Value>, what: &str) -> Result<T, Invalid> {
+    serde_json::from_value(Value::Object(body.clone()))
+        .map_err(|e| Invalid(format!("The {what} body is malformed: {e}.")))
 }
 
 /// The optional `callbackUri`: an absolute `https` URL.
@@ -288,6 +306,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.modalities, ["audio", "video"]);
         assert_eq!(a.media_config_type, APP_HOSTED);
+        assert_eq!(a.typed.participant_capacity, Some(100));
     }
 
     #[test]

@@ -19,13 +19,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::graph::GraphErrorBody;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
 
 use super::model::{ApiRequest, ApiResponse, Op, Reply};
 use super::server::Shared;
@@ -168,19 +168,17 @@ fn render(resp: ApiResponse, req_headers: &HeaderMap) -> Response {
         Reply::Empty => Response::new(Body::empty()),
         Reply::Json(v) => axum::Json(v).into_response(),
         Reply::Error { code, message } => {
-            let mut inner = json!({
-                "date": graph_date(SystemTime::now()),
-                "request-id": request_id,
-                "client-request-id": client_request_id,
-            });
-            if resp.status == 429 {
-                inner["code"] = Value::from("429");
-                inner["status"] = Value::from("429");
-            }
-            axum::Json(json!({
-                "error": { "code": code, "message": message, "innerError": inner }
-            }))
-            .into_response()
+            let body = if resp.status == 429 {
+                GraphErrorBody::too_many_requests()
+            } else {
+                GraphErrorBody::new(code, message)
+            };
+            let body = body.with_request_ids(
+                request_id.clone(),
+                Some(client_request_id.clone()),
+                graph_date(SystemTime::now()),
+            );
+            axum::Json(body).into_response()
         }
     };
     *out.status_mut() = status;

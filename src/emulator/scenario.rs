@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::graph::{Call, IdentityKind, MeetingInfo};
+
 /// The kind of scripted caller.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Eq, Hash, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,6 +63,29 @@ impl Scenario {
         }
     }
 
+    /// The scenario a call resource looks like (for calls imported from saved notifications):
+    /// policy recording by `botData`, meetings by meeting info (`tokenMeetingInfo` → group
+    /// call), PSTN by a phone caller, P2P otherwise.
+    pub fn classify(call: &Call) -> Self {
+        if call.is_policy_based_recording() {
+            Self::PolicyRecording
+        } else if call.is_meeting() {
+            match &call.meeting_info {
+                Some(MeetingInfo::Token(_)) => Self::GroupCall,
+                _ => Self::Meeting,
+            }
+        } else if call
+            .source
+            .as_ref()
+            .and_then(|s| s.identity.as_ref())
+            .is_some_and(|i| i.get(IdentityKind::Phone).is_some())
+        {
+            Self::Pstn
+        } else {
+            Self::P2p
+        }
+    }
+
     /// True for policy-based recording invitations (the 5 s answer window).
     pub fn is_policy_recording(self) -> bool {
         self == Self::PolicyRecording
@@ -82,8 +107,15 @@ impl Scenario {
         }
     }
 
-    /// Builds the incoming `call` resource (canonical Graph JSON, `state: incoming`).
-    pub fn build(self, p: &CallParams) -> Value {
+    /// Builds the incoming `call` resource (`state: incoming`).
+    pub fn build(self, p: &CallParams) -> Call {
+        // The JSON below is written to the graph model's shape; the tests read every
+        // scenario back, so a mismatch is a bug caught there, not input from the network.
+        serde_json::from_value(self.build_json(p)).unwrap_or_default()
+    }
+
+    /// The incoming `call` resource as canonical Graph JSON.
+    pub fn build_json(self, p: &CallParams) -> Value {
         let tenant = &p.tenant_id;
         let mut call = json!({
             "@odata.type": "#microsoft.graph.call",
@@ -292,11 +324,10 @@ pub struct CallParams {
 
 /// `{"@odata.type": "#microsoft.graph.identity", "id", "displayName", "tenantId"?}`.
 fn identity(id: &str, name: &str, tenant: Option<&String>) -> Value {
-    let mut v = json!({
-        "@odata.type": "#microsoft.graph.identity",
-        "id": id,
-        "displayName": if name.is_empty() { Value::Null } else { Value::from(name) },
-    });
+    let mut v = json!({ "@odata.type": "#microsoft.graph.identity", "id": id });
+    if !name.is_empty() {
+        v["displayName"] = Value::from(name);
+    }
     if let Some(t) = tenant {
         v["tenantId"] = Value::from(t.as_str());
         v["identityProvider"] = Value::from("AAD");
@@ -334,7 +365,7 @@ mod tests {
 
     #[test]
     fn p2p_targets_the_application() {
-        let c = Scenario::P2p.build(&params());
+        let c = Scenario::P2p.build_json(&params());
         assert_eq!(c["state"], "incoming");
         assert_eq!(c["targets"][0]["identity"]["application"]["id"], "app");
         assert!(c["source"]["identity"]["user"].is_object());
@@ -343,7 +374,7 @@ mod tests {
 
     #[test]
     fn pstn_comes_from_a_phone_to_the_instance() {
-        let c = Scenario::Pstn.build(&params());
+        let c = Scenario::Pstn.build_json(&params());
         assert_eq!(c["source"]["identity"]["phone"]["id"], "+14255550123");
         assert_eq!(
             c["targets"][0]["identity"]["applicationInstance"]["id"],
@@ -354,12 +385,12 @@ mod tests {
 
     #[test]
     fn meetings_carry_chat_and_meeting_info() {
-        let m = Scenario::Meeting.build(&params());
+        let m = Scenario::Meeting.build_json(&params());
         assert_eq!(
             m["meetingInfo"]["@odata.type"],
             "#microsoft.graph.organizerMeetingInfo"
         );
-        let g = Scenario::GroupCall.build(&params());
+        let g = Scenario::GroupCall.build_json(&params());
         assert_eq!(
             g["meetingInfo"]["@odata.type"],
             "#microsoft.graph.tokenMeetingInfo"
@@ -375,12 +406,39 @@ mod tests {
 
     #[test]
     fn policy_recording_carries_bot_data() {
-        let c = Scenario::PolicyRecording.build(&params());
+        let c = Scenario::PolicyRecording.build_json(&params());
         assert_eq!(
             c["applicationMetadata"]["botData"]["inviteReasons"][0],
             "PolicyBasedRecording"
         );
         assert!(Scenario::PolicyRecording.is_policy_recording());
+    }
+
+    #[test]
+    fn every_scenario_reads_as_a_graph_call_and_writes_back() {
+        for s in Scenario::ALL {
+            let json = s.build_json(&params());
+            let call: Call = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(call.id.as_ref().map(|i| i.as_str()), Some("c1"));
+            assert_eq!(call.is_policy_based_recording(), s.is_policy_recording());
+            assert_eq!(
+                call.is_meeting(),
+                !matches!(s, Scenario::P2p | Scenario::Pstn)
+            );
+            assert!(call.source.is_some() && call.targets.as_ref().is_some_and(|t| t.len() == 1));
+            let back = serde_json::to_value(&call).unwrap();
+            for key in [
+                "source",
+                "targets",
+                "tenantId",
+                "myParticipantId",
+                "callChainId",
+            ] {
+                assert_eq!(back[key], json[key], "{s:?} {key}");
+            }
+            assert_eq!(s.build(&params()), call);
+            assert_eq!(Scenario::classify(&call), s);
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::identity::{IdentityService, RegisteredApp, identity_router};
 use super::model::{Model, ModelConfig, ModelError, Output};
 use super::notifier::Notifier;
 use super::record::{CallRecord, CallSummary, Phase};
+use super::replay::{ReplayError, ReplayReport};
 use super::rest;
 use super::signing::SigningError;
 
@@ -38,7 +39,8 @@ pub struct EmulatorConfig {
     pub app_id: String,
     /// Its client secret.
     pub app_secret: String,
-    /// The service model's settings (answer windows, timeout resultInfo, tenant, seed).
+    /// The service model's settings (answer windows, timeout resultInfo, tenant, seed; the
+    /// default seed is random).
     pub model: ModelConfig,
     /// Global fault knobs (default for calls rung without their own).
     pub faults: Faults,
@@ -58,7 +60,11 @@ impl Default for EmulatorConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             app_id: DEFAULT_APP_ID.into(),
             app_secret: DEFAULT_APP_SECRET.into(),
-            model: ModelConfig::default(),
+            // Fresh ids per run (the model's own default seed is fixed, for unit tests).
+            model: ModelConfig {
+                seed: rand::random(),
+                ..ModelConfig::default()
+            },
             faults: Faults::default(),
             tls: None,
             trusted_bot_certs: Vec::new(),
@@ -291,6 +297,12 @@ impl EmulatorHandle {
                 url: url.to_owned(),
                 reason,
             })
+    }
+
+    /// Signs a saved `commsNotifications` body with the notification key, POSTs it to
+    /// `bot_url` and reports what the bot did (see [`super::replay`]).
+    pub async fn replay(&self, bot_url: &str, body: &[u8]) -> Result<ReplayReport, ReplayError> {
+        super::replay::replay(&self.shared, bot_url, body).await
     }
 
     /// Stops the server gracefully and the timer driver.
