@@ -860,7 +860,8 @@ impl Entry {
             .as_ref()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
-        let mut n = CommsNotification::for_call(change_type.clone(), &CallId::new(id.clone()), data);
+        let mut n =
+            CommsNotification::for_call(change_type.clone(), &CallId::new(id.clone()), data);
         n.resource = Some(format!("/app/calls/{id}"));
         n.callback_uri = Some(self.rec.callback_uri.clone());
         // Serializing the graph model into a Value cannot fail (string keys, no maps with
