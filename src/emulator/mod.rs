@@ -8,7 +8,7 @@
 
 pub mod control;
 pub mod demo;
-pub mod emulated_call;
+mod emulated_call;
 pub mod fault;
 pub mod identity;
 pub mod model;
