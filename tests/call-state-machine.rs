@@ -417,3 +417,22 @@ fn hang_up_sends_delete_and_waits_for_terminated() {
         Some(CallPhase::Terminated)
     );
 }
+
+#[test]
+fn terminating_while_the_decision_is_in_flight_is_not_an_acceptance() {
+    let t0 = Instant::now();
+    let (mut calls, id, cmd) = answered_call(t0);
+    calls.handle_state(t0 + ms(15), &id, CallState::Terminating, None);
+    calls.handle_state(t0 + ms(16), &id, CallState::Terminated, None);
+    // The answer's outcome arrives after the end and changes nothing.
+    calls.handle_api_outcome(t0 + ms(17), cmd.request(), Ok(()));
+    let out = drain(&mut calls);
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, CallOutput::Event(CallEvent::DecisionAccepted { .. }))),
+        "{out:?}"
+    );
+    let call = calls.get(&id).expect("present");
+    assert_eq!(call.phase(), CallPhase::Terminated);
+    assert_eq!(call.timings().decision_accepted, None);
+}

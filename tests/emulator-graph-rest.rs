@@ -244,6 +244,27 @@ async fn unknown_call_is_item_not_found() {
         .unwrap();
     let (status, code, _) = error_code(resp).await;
     assert_eq!((status, code.as_str()), (404, "itemNotFound"));
+    let unmatched: Value = client
+        .get(format!("{}/unmatched", emu.control_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = unmatched["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1.0/communications/calls/no-such-call/answer",
+            "/v1.0/communications/calls/no-such-call"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -346,3 +346,40 @@ async fn random_and_mutated_bodies_never_panic_or_5xx() {
         while s.inbox.try_recv().is_ok() {}
     }
 }
+
+#[tokio::test]
+async fn unreachable_jwks_at_start_answers_503_with_retry_after_not_401() {
+    let http = https_client(&[]).expect("client");
+    let verifier = NotificationVerifier::start(
+        NotificationAuthConfig::new(
+            APP_ID,
+            "https://127.0.0.1:1/v1/.well-known/OpenIdConfiguration",
+        ),
+        http,
+    )
+    .await;
+    assert!(verifier.key_status().is_err(), "keys cannot have loaded");
+    let (tx, mut rx) = mpsc::channel(8);
+    let app = router(
+        WebhookState {
+            auth: Arc::new(verifier),
+            inbox: tx,
+            records: CallRecords::new(10),
+            stats: Arc::new(WebhookStats::default()),
+            max_body: DEFAULT_MAX_BODY,
+        },
+        "/api/calling",
+    );
+    // Any well-formed token: it cannot be judged without keys.
+    let identity = IdentityService::new().expect("keys");
+    let token = identity.sign_notification_token(&claims()).expect("sign");
+    let (status, headers, body) = send(
+        &app,
+        post("/api/calling", Some(&token), incoming_body("c1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_graph_error(&body, "serviceNotAvailable");
+    assert!(rx.try_recv().is_err());
+}

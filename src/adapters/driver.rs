@@ -2,7 +2,7 @@
 //!
 //! It `select!`s over the webhook inbox, application decisions, completed Graph requests and
 //! the earliest `poll_timeout`; reads the clock once per event; feeds the event to
-//! [`Calls`]; then drains `poll_output`: each [`ApiCommand`] is executed on its own task by the
+//! [`Calls`]; then drains `poll_output`: each [`ApiCommand`](crate::call::ApiCommand) is executed on its own task by the
 //! [`GraphApi`] (its outcome comes back as an event), each [`CallEvent`] updates the call's
 //! [`CallRecord`], goes to the application's `on_event`, and is broadcast to subscribers.
 
@@ -16,7 +16,7 @@ use crate::call::{
     ApiOutcome, CallError, CallEvent, CallId, CallOutput, CallRecord, Calls, CallsStats, Decision,
     Disposition, IncomingCall, RequestId, is_policy_recording,
 };
-use crate::graph::{ChangeType, CommsNotifications, ResourceKind};
+use crate::graph::{ChangeType, CommsNotification, CommsNotifications, ResourceKind};
 
 use super::call_handler::CallHandler;
 use super::call_records::CallRecords;
@@ -129,6 +129,8 @@ impl CallDriver {
                         tracing::info!(call_id = %request.call_id, seq = request.seq, %error, "graph request failed");
                     }
                     self.calls.handle_api_outcome(clock::now(), &request, outcome);
+                    // A scheduled retry emits no event: refresh the snapshot here.
+                    self.snapshot(&request.call_id);
                 }
                 () = sleep_until_opt(timeout) => self.calls.handle_timeout(clock::now()),
             }
@@ -153,56 +155,62 @@ impl CallDriver {
     fn on_notifications(&mut self, received: Instant, batch: CommsNotifications) {
         let now = clock::now();
         for n in batch.value {
-            let Some(id) = n.call_id() else {
-                self.calls.count(Disposition::Ignored);
-                continue;
-            };
-            if !matches!(n.resource_kind(), Some(ResourceKind::Call) | None) {
-                // Rosters, operations, content sharing: not the call core's business yet.
-                self.calls.count(Disposition::Ignored);
-                continue;
-            }
-            let deleted = n.change_type == Some(ChangeType::Deleted);
-            let created = n.change_type == Some(ChangeType::Created);
-            let call = match n.parse_call() {
-                Ok(Some(call)) => call,
-                _ if deleted => {
-                    self.calls
-                        .handle_state(now, &id, CallState::Terminated, None);
-                    continue;
-                }
-                _ => {
-                    self.calls.count(Disposition::Ignored);
-                    continue;
-                }
-            };
-            let is_incoming = match &call.state {
-                Some(state) => *state == CallState::Incoming,
-                None => created,
-            };
-            match call.state.clone() {
-                _ if is_incoming => {
-                    let pbr = is_policy_recording(&call);
-                    if self.calls.handle_incoming(received, id.clone(), pbr) == Disposition::NewCall
-                    {
-                        self.ask_application(id, call, received);
-                    }
-                }
-                Some(state) => {
-                    let result_info = call.result_info.clone();
-                    self.calls.handle_state(now, &id, state, result_info);
-                }
-                None if deleted => {
-                    self.calls.handle_state(
-                        now,
-                        &id,
-                        CallState::Terminated,
-                        call.result_info.clone(),
-                    );
-                }
-                None => self.calls.count(Disposition::Ignored),
+            if let Some(id) = self.route(now, received, n) {
+                // Keeps the snapshot current even when nothing was emitted (e.g. the
+                // resultInfo of a call that had already failed).
+                self.snapshot(&id);
             }
         }
+    }
+
+    /// Feeds one notification to the calls table; returns the call it was about.
+    fn route(&mut self, now: Instant, received: Instant, n: CommsNotification) -> Option<CallId> {
+        let Some(id) = n.call_id() else {
+            self.calls.count(Disposition::Ignored);
+            return None;
+        };
+        if !matches!(n.resource_kind(), Some(ResourceKind::Call) | None) {
+            // Rosters, operations, content sharing: not the call core's business yet.
+            self.calls.count(Disposition::Ignored);
+            return None;
+        }
+        let deleted = n.change_type == Some(ChangeType::Deleted);
+        let created = n.change_type == Some(ChangeType::Created);
+        let call = match n.parse_call() {
+            Ok(Some(call)) => call,
+            _ if deleted => {
+                self.calls
+                    .handle_state(now, &id, CallState::Terminated, None);
+                return Some(id);
+            }
+            _ => {
+                self.calls.count(Disposition::Ignored);
+                return None;
+            }
+        };
+        let is_incoming = match &call.state {
+            Some(state) => *state == CallState::Incoming,
+            None => created,
+        };
+        match call.state.clone() {
+            _ if is_incoming => {
+                let pbr = is_policy_recording(&call);
+                if self.calls.handle_incoming(received, id.clone(), pbr) == Disposition::NewCall {
+                    self.ask_application(id.clone(), call, received);
+                }
+            }
+            Some(state) => {
+                let result_info = call.result_info.clone();
+                self.calls.handle_state(now, &id, state, result_info);
+            }
+            None if deleted => {
+                let result_info = call.result_info.clone();
+                self.calls
+                    .handle_state(now, &id, CallState::Terminated, result_info);
+            }
+            None => self.calls.count(Disposition::Ignored),
+        }
+        Some(id)
     }
 
     fn ask_application(&mut self, id: CallId, call: crate::graph::Call, received: Instant) {
@@ -228,6 +236,7 @@ impl CallDriver {
         while let Some(output) = self.calls.poll_output() {
             match output {
                 CallOutput::Api(command) => {
+                    self.snapshot(command.call_id());
                     tracing::debug!(call_id = %command.call_id(), op = command.name(), "graph request");
                     self.with_stats(|s| s.requests += 1);
                     let graph = Arc::clone(&self.graph);
@@ -246,11 +255,14 @@ impl CallDriver {
         self.with_stats(|s| s.calls = table);
     }
 
-    fn on_event(&mut self, event: CallEvent) {
-        let id = event.call_id();
+    fn snapshot(&self, id: &CallId) {
         if let Some(call) = self.calls.get(id) {
             self.records.put(CallRecord::of(call));
         }
+    }
+
+    fn on_event(&mut self, event: CallEvent) {
+        self.snapshot(event.call_id());
         match &event {
             CallEvent::Failed { call_id, failure } => {
                 tracing::error!(%call_id, %failure, "call marked failed");

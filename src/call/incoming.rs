@@ -54,8 +54,8 @@ pub struct IncomingCall {
 }
 
 impl IncomingCall {
-    /// Summarises a Graph call. `deadline` and `decide_by` are filled in by the call table
-    /// (they start as `received`).
+    /// Summarises a Graph call. `deadline` and `decide_by` start as `received`; the caller
+    /// (the call driver) sets them from the [`Call`](super::Call) the table created.
     pub fn from_graph(call_id: CallId, call: Call, received: Instant) -> Self {
         let primary = call
             .source

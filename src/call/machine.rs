@@ -190,11 +190,11 @@ impl Call {
                 return StateDisposition::Applied;
             }
         };
-        self.remote_state = Some(state);
-        if self.phase == P::Deciding {
+        if self.phase == P::Deciding && matches!(next, P::Establishing | P::Established) {
             // Graph moved on before our request's 202 came back: it was accepted.
             self.accepted(now);
         }
+        self.remote_state = Some(state);
         if next == P::Established && self.timings.established.is_none() {
             self.timings.established = Some(now);
         }

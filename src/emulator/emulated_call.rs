@@ -418,27 +418,34 @@ impl EmulatedCall {
     }
 
     pub(super) fn record_request(&mut self, now: Instant, req: &ApiRequest, resp: &ApiResponse) {
-        let body = if req.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&req.body)
-                .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&req.body).into_owned()))
-        };
         let at = self.since(now);
-        self.rec.history.push(HistoryEntry::Request(RequestRecord {
-            at,
-            method: req.method.clone(),
-            path: req.path.clone(),
-            headers: req.headers.clone(),
-            body,
-            status: resp.status,
-            error_code: match &resp.body {
-                Reply::Error { code, .. } => Some(code.clone()),
-                _ => None,
-            },
-            retry_after_secs: resp.retry_after.map(|d| d.as_secs_f64()),
-            delay: resp.delay,
-        }));
+        self.rec
+            .history
+            .push(HistoryEntry::Request(request_record(at, req, resp)));
+    }
+}
+
+/// The history entry of a request answered with `resp`, `at` after the call rang.
+pub(super) fn request_record(at: Duration, req: &ApiRequest, resp: &ApiResponse) -> RequestRecord {
+    let body = if req.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&req.body)
+            .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&req.body).into_owned()))
+    };
+    RequestRecord {
+        at,
+        method: req.method.clone(),
+        path: req.path.clone(),
+        headers: req.headers.clone(),
+        body,
+        status: resp.status,
+        error_code: match &resp.body {
+            Reply::Error { code, .. } => Some(code.clone()),
+            _ => None,
+        },
+        retry_after_secs: resp.retry_after.map(|d| d.as_secs_f64()),
+        delay: resp.delay,
     }
 }
 

@@ -29,7 +29,7 @@
 //!   not acknowledged in time", §4.6); reject 603/0 (*choice*); redirect 302/0 (*choice*);
 //!   bot hang-up 200/7000; caller gave up ringing 487/0 (*choice*).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -38,9 +38,9 @@ use serde_json::Value;
 
 use crate::graph::{Call, ChangeType, ResultInfo};
 
-use super::emulated_call::{EmulatedCall, Outbox, Timer, error};
+use super::emulated_call::{EmulatedCall, Outbox, Timer, error, request_record};
 use super::fault::{FaultState, Faults};
-use super::record::{CallRecord, CallSummary, HistoryEntry, Outcome, Phase};
+use super::record::{CallRecord, CallSummary, HistoryEntry, Outcome, Phase, RequestRecord};
 use super::scenario::{CallParams, Scenario, Script};
 
 /// Service-wide settings of the model.
@@ -60,6 +60,8 @@ pub struct ModelConfig {
     pub tenant_id: String,
     /// Seed of the id generator (same seed, same ids).
     pub seed: u64,
+    /// How many calls are remembered; beyond it the oldest terminated ones are forgotten.
+    pub max_calls: usize,
 }
 
 impl Default for ModelConfig {
@@ -72,6 +74,7 @@ impl Default for ModelConfig {
             establish_delay: Duration::from_millis(20),
             tenant_id: "2d4bc0c4-4c9e-4a8e-9b6e-6c1d9a1f0e55".into(),
             seed: 0x6d65_6469_6162_6f74,
+            max_calls: 10_000,
         }
     }
 }
@@ -214,9 +217,16 @@ pub struct Model {
     defaults: Faults,
     calls: HashMap<String, EmulatedCall>,
     order: Vec<String>,
+    /// Calls that may still have timers (not yet seen terminated), in ring order.
+    live: Vec<String>,
     out: Outbox,
     rng: StdRng,
+    started: Option<Instant>,
+    unmatched: VecDeque<RequestRecord>,
 }
+
+/// How many requests for unknown calls are kept.
+pub const MAX_UNMATCHED: usize = 1000;
 
 impl Model {
     /// A service with no calls.
@@ -227,8 +237,11 @@ impl Model {
             defaults: Faults::default(),
             calls: HashMap::new(),
             order: Vec::new(),
+            live: Vec::new(),
             out: Outbox::default(),
             rng,
+            started: None,
+            unmatched: VecDeque::new(),
         }
     }
 
@@ -245,6 +258,12 @@ impl Model {
     /// The global fault knobs.
     pub fn default_faults(&self) -> &Faults {
         &self.defaults
+    }
+
+    /// Requests for call ids the emulator does not know (the latest [`MAX_UNMATCHED`]), `atMs`
+    /// counted from the model's first input.
+    pub fn unmatched_requests(&self) -> impl Iterator<Item = &RequestRecord> {
+        self.unmatched.iter()
     }
 
     /// A scripted caller rings a bot: builds the call, queues the `created` notification and
@@ -327,6 +346,8 @@ impl Model {
         entry.notify(now, &mut self.out, ChangeType::Created, full);
         self.calls.insert(id.clone(), entry);
         self.order.push(id.clone());
+        self.live.push(id.clone());
+        self.evict();
         Ok(id)
     }
 
@@ -384,6 +405,9 @@ impl Model {
         self.calls.insert(id.clone(), entry);
         self.order.retain(|o| *o != id);
         self.order.push(id.clone());
+        self.live.retain(|o| *o != id);
+        self.live.push(id.clone());
+        self.evict();
         Ok(id)
     }
 
@@ -391,15 +415,22 @@ impl Model {
     /// the deadline is late.
     pub fn handle_request(&mut self, now: Instant, req: ApiRequest) -> ApiResponse {
         self.handle_timeout(now);
+        let started = *self.started.get_or_insert(now);
         let Some(entry) = self.calls.get_mut(&req.call_id) else {
-            return match req.auth {
-                Err(why) => error(401, "InvalidAuthenticationToken", &why),
+            let resp = match &req.auth {
+                Err(why) => error(401, "InvalidAuthenticationToken", why),
                 Ok(_) => error(
                     404,
                     "itemNotFound",
                     &format!("Call {} was not found.", req.call_id),
                 ),
             };
+            if self.unmatched.len() == MAX_UNMATCHED {
+                self.unmatched.pop_front();
+            }
+            let at = now.saturating_duration_since(started);
+            self.unmatched.push_back(request_record(at, &req, &resp));
+            return resp;
         };
         let mut resp = entry.serve(now, &req, &mut self.out, &self.config);
         resp.delay = entry.faults.delay();
@@ -449,7 +480,7 @@ impl Model {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for id in &self.order {
+        for id in &self.live {
             let Some(entry) = self.calls.get_mut(id) else {
                 continue;
             };
@@ -466,12 +497,43 @@ impl Model {
                 entry.fire(at, timer, &mut self.out, &self.config);
             }
         }
+        let calls = &self.calls;
+        self.live.retain(|id| {
+            calls
+                .get(id)
+                .is_some_and(|c| c.rec.state != Phase::Terminated)
+        });
+    }
+
+    /// Forgets the oldest terminated calls beyond [`ModelConfig::max_calls`].
+    fn evict(&mut self) {
+        let excess = self.calls.len().saturating_sub(self.config.max_calls);
+        if excess == 0 {
+            return;
+        }
+        let calls = &self.calls;
+        let gone: Vec<String> = self
+            .order
+            .iter()
+            .filter(|id| {
+                calls
+                    .get(*id)
+                    .is_some_and(|c| c.rec.state == Phase::Terminated)
+            })
+            .take(excess)
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.calls.remove(id);
+        }
+        self.order.retain(|id| self.calls.contains_key(id));
     }
 
     /// The earliest pending timer. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls
-            .values()
+        self.live
+            .iter()
+            .filter_map(|id| self.calls.get(id))
             .flat_map(|e| e.timers.iter().map(|(at, _)| *at))
             .min()
     }
@@ -751,6 +813,10 @@ mod tests {
         assert_eq!(m.handle_request(t0, r).status, 403);
         let r = m.handle_request(t0, req(Op::Answer, "nope", answer_body()));
         assert_eq!(r.status, 404);
+        let unmatched: Vec<_> = m.unmatched_requests().collect();
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].path, "/v1.0/communications/calls/nope");
+        assert_eq!(unmatched[0].error_code.as_deref(), Some("itemNotFound"));
         assert!(matches!(&r.body, Reply::Error { code, .. } if code == "itemNotFound"));
     }
 
@@ -894,6 +960,25 @@ mod tests {
         assert_eq!(states(&drain(&mut m)), ["establishing"]);
         let no_id = m.handle_import(t0, Import::default());
         assert!(matches!(no_id, Err(ModelError::InvalidRing(_))));
+    }
+
+    #[test]
+    fn oldest_terminated_calls_are_forgotten_beyond_max_calls() {
+        let mut m = Model::new(ModelConfig {
+            max_calls: 2,
+            ..ModelConfig::default()
+        });
+        let t0 = Instant::now();
+        let a = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        let b = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        m.handle_request(t0, req(Op::Reject, &a, json!({})));
+        let c = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        assert!(m.call(&a).is_none());
+        assert!(m.call(&b).is_some() && m.call(&c).is_some());
+        // Live calls are never forgotten, even beyond the cap.
+        let d = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        assert_eq!(m.calls().len(), 3);
+        assert!(m.call(&d).is_some());
     }
 
     #[test]
