@@ -10,7 +10,7 @@ use crate::media::codec::{CodecBackend, EncoderConfig};
 use crate::media::prompt::{Prompt, PromptError};
 use crate::session::registry::RegistryConfig;
 
-/// How a [`MediaHost`] runs.
+/// How a [`MediaHost`](super::MediaHost) runs.
 #[derive(Clone, Debug)]
 pub struct MediaHostConfig {
     /// Advertised base of `negotiateUri` (scheme, host, port as peers reach the negotiation
@@ -30,8 +30,8 @@ pub struct MediaHostConfig {
     pub encoder: EncoderConfig,
     /// Codec implementation.
     pub backend: CodecBackend,
-    /// Capacity of the event channel returned by [`MediaHost::start`]; events beyond it are
-    /// dropped and counted ([`MediaHostStats::events_dropped`]).
+    /// Capacity of the event channel returned by [`MediaHost::start`](super::MediaHost::start); events beyond it are
+    /// dropped and counted ([`MediaHostStats::events_dropped`](super::MediaHostStats::events_dropped)).
     pub event_capacity: usize,
 }
 
@@ -51,7 +51,7 @@ impl Default for MediaHostConfig {
     }
 }
 
-/// What the bot does with a call's media, set per call at [`MediaHost::create_session`].
+/// What the bot does with a call's media, set per call at [`MediaHost::create_session`](super::MediaHost::create_session).
 ///
 /// Cheap to clone (the prompt is shared).
 #[derive(Clone, Debug, Default)]
@@ -60,7 +60,7 @@ pub struct CallBehaviour {
     pub greeting: Option<Arc<Prompt>>,
     /// Echo the caller back after this delay (rounded to 20 ms frames, at most 10 s).
     pub echo_delay: Option<Duration>,
-    /// Record the call into this directory (created if missing): see [`RecordingFiles`].
+    /// Record the call into this directory (created if missing): see [`RecordingFiles`](crate::adapters::recording::RecordingFiles).
     pub record_dir: Option<PathBuf>,
 }
 

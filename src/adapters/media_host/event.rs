@@ -44,7 +44,7 @@ pub enum SessionEvent {
 pub enum EndReason {
     /// The peer sent DELETE.
     Deleted,
-    /// The owner ended it ([`MediaHost::end_session`]: the call ended, either side).
+    /// The owner ended it ([`MediaHost::end_session`](super::MediaHost::end_session): the call ended, either side).
     CallEnded,
     /// The media failed (ICE/DTLS failure, connect timeout).
     MediaFailed,
