@@ -1,6 +1,6 @@
 //! The default bot behaviour on a real negotiated call (loopback HTTPS + WebRTC): the caller
 //! hears itself back after the echo delay, and the call is recorded — the caller's packets
-//! losslessly in Ogg Opus with one packet per tick, the mix in a WAV, the counts in a sidecar.
+//! losslessly in Ogg Opus with one packet per tick, and the mix in a WAV of the same length.
 
 mod media_host_support;
 
@@ -12,7 +12,10 @@ use mediabot::graph::CallId;
 use mediabot::media::analysis::correlation;
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
 use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::ogg_opus::{OggOpusFile, PLC_PACKET, SILENCE_PACKET};
 use mediabot::media::packet::RtpPacket;
+use mediabot::media::recorder::RecordStream;
+use mediabot::media::room::MemberId;
 use reqwest::StatusCode;
 
 /// Decodes packets onto a timeline indexed by frame (RTP timestamp / 960 from the first
@@ -88,19 +91,6 @@ fn speech_correlation(got: &[f32]) -> f32 {
     scores[scores.len() / 2]
 }
 
-/// Ogg pages' packets (no CRC check here: `media::ogg_opus` tests that).
-fn ogg_packets(mut data: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while data.len() >= 27 && &data[..4] == b"OggS" {
-        let n = data[26] as usize;
-        let len: usize = data[27..27 + n].iter().map(|&l| l as usize).sum();
-        out.push(data[27 + n..27 + n + len].to_vec());
-        data = &data[27 + n + len..];
-    }
-    assert!(data.is_empty(), "trailing bytes after the last page");
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caller_hears_itself_after_the_delay_and_the_call_is_recorded() {
     let mut bot = bot(Duration::from_secs(60)).await;
@@ -141,61 +131,52 @@ async fn the_caller_hears_itself_after_the_delay_and_the_call_is_recorded() {
     let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
     let SessionEvent::Ended {
         reason: EndReason::CallEnded,
-        recording: Some(files),
+        recording: Some(rec),
     } = e.kind
     else {
         panic!("expected the end of a recorded call, got {:?}", e.kind);
     };
-    assert_eq!(files.caller_opus, dir.join("echo_call_1.caller.opus"));
-
-    // Sidecar: every tick accounted for.
-    let sidecar: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&files.sidecar).expect("sidecar")).expect("json");
-    let sum = &sidecar["summary"];
-    let count = |k: &str| sum[k].as_u64().expect(k);
-    let ticks = count("ticks");
-    assert!(count("packets") >= 150, "{sum}");
+    assert_eq!(rec.dir, dir.join("echo_call_1"));
+    assert!(rec.integrity.exact, "{}", rec.integrity.verdict);
+    let [leg, mix] = &rec.streams[..] else {
+        panic!("expected the caller leg and the mix: {:?}", rec.streams);
+    };
+    assert_eq!(leg.stream, RecordStream::Leg(MemberId(1)));
+    assert_eq!(mix.stream, RecordStream::Mix);
     assert_eq!(
-        ticks,
-        count("packets")
-            + count("fec")
-            + count("concealed")
-            + count("silence")
-            + count("absent")
-            + count("lost")
+        (leg.counts.frames, mix.counts.frames),
+        (rec.ticks, rec.ticks)
     );
-    assert_eq!(count("writeErrors"), 0);
+    assert!(leg.counts.received >= 150, "{:?}", leg.counts);
 
-    // Ogg Opus: head, tags, one packet per tick, end of stream; it holds the caller's speech.
-    let ogg = ogg_packets(&std::fs::read(&files.caller_opus).expect("opus file"));
-    assert!(ogg[0].starts_with(b"OpusHead") && ogg[1].starts_with(b"OpusTags"));
-    assert_eq!(ogg.len() as u64, ticks + 3);
-    assert!(ogg.last().expect("eos").is_empty());
-    // Lossless: every recorded audio packet is, byte for byte, a packet the caller sent, in
-    // the order it was sent (the sender loops over the speech).
+    // Ogg Opus: one packet per tick; the received ones are, byte for byte, packets the caller
+    // sent, in the order it sent them (the sender loops over the speech).
+    let ogg = OggOpusFile::parse(&std::fs::read(&leg.path).expect("opus file")).expect("ogg");
+    assert_eq!(ogg.packets.len() as u64, rec.ticks);
     let sent = speech();
     let mut next = 0usize;
-    let mut audio = 0;
-    for packet in ogg[2..ogg.len() - 1].iter().filter(|p| p.len() > 1) {
+    let mut audio = 0u64;
+    let fillers = [&PLC_PACKET[..], &SILENCE_PACKET[..]];
+    for packet in ogg
+        .packets
+        .iter()
+        .filter(|p| !fillers.contains(&p.data.as_slice()))
+    {
         let found = (0..sent.len())
             .map(|k| (next + k) % sent.len())
-            .find(|&i| sent[i].as_slice() == packet.as_slice());
+            .find(|&i| sent[i].as_slice() == packet.data.as_slice());
         let Some(i) = found else {
             panic!("recorded packet {audio} is not a packet the caller sent");
         };
         next = (i + 1) % sent.len();
         audio += 1;
     }
-    assert_eq!(audio, count("packets"));
-    assert!(audio >= 150);
+    assert_eq!(audio, leg.counts.received);
 
     // Mix WAV: one frame per tick, not silent.
-    let mut wav = hound::WavReader::open(&files.mix_wav).expect("wav");
+    let mut wav = hound::WavReader::open(&mix.path).expect("wav");
     assert_eq!(wav.spec().sample_rate, 48_000);
-    assert_eq!(
-        u64::from(wav.duration()),
-        count("mixFrames") * FRAME_SAMPLES as u64
-    );
+    assert_eq!(u64::from(wav.duration()), rec.ticks * FRAME_SAMPLES as u64);
     assert!(
         wav.samples::<i16>()
             .any(|x| x.expect("sample").abs() > 1000)

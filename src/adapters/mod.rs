@@ -1,5 +1,6 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
-//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, clock.
+//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, recording
+//! writers, clock.
 
 pub mod call_room;
 pub mod graph_token;

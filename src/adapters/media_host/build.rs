@@ -1,13 +1,17 @@
 //! Building a call's media off-shard when its offer arrives: the leg's queues, the room and
 //! the members the behaviour asks for, the recording, and the transport's answer.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::config::{CallBehaviour, MediaHostConfig};
 use crate::adapters::call_room::{CallCounters, CallRoom, Echo};
-use crate::adapters::recording::Recording;
+use crate::adapters::recording::{
+    RecordingError, RecordingHandle, RecordingOptions, RecordingSummary, RecordingWriter,
+};
 use crate::adapters::webrtc::{
     Egress, LegQueues, MediaEvent, MediaSession, MediaTransport, TransportError, sdp,
 };
@@ -16,7 +20,7 @@ use crate::media::echo::EchoDelay;
 use crate::media::leg::CallLegConfig;
 use crate::media::member::Member;
 use crate::media::prompt::PlayMode;
-use crate::media::recorder::RecorderConfig;
+use crate::media::recorder::{RecordEvent, RecorderConfig};
 use crate::media::room::{MemberId, Room, RoomConfig, RoomId};
 use crate::session::registry::NegotiationError;
 
@@ -92,17 +96,15 @@ pub(super) async fn answer(
     };
     let recording = match &behaviour.record_dir {
         Some(dir) => {
-            let (member, events) = Member::recorder(
-                RECORDER,
-                &RecorderConfig {
-                    legs: vec![LEG],
-                    mix: true,
-                    // 16 ticks of slack for a writer that wakes every tick (~125 KB).
-                    capacity: 32,
-                },
-            );
+            let config = RecorderConfig {
+                legs: vec![LEG],
+                mix: true,
+                // 16 ticks of slack for a writer that wakes every tick (~125 KB).
+                capacity: 32,
+            };
+            let (member, events) = Member::recorder(RECORDER, &config);
             room.add_member(member).map_err(full)?;
-            let recording = Recording::start(dir, call_id, LEG, events)
+            let recording = Recording::start(dir, call_id, &config, events)
                 .map_err(|e| unavailable("recording", &e))?;
             Some(recording)
         }
@@ -136,6 +138,64 @@ pub(super) async fn answer(
         },
     ))
 }
+
+/// A call's recording: [`RecordingWriter`] on its own thread, in `{record_dir}/{call id}`
+/// (characters other than `[A-Za-z0-9._-]` replaced by `_`; `-{session id}` appended if that
+/// directory already holds a recording).
+#[derive(Debug)]
+pub(super) struct Recording(RecordingHandle);
+
+impl Recording {
+    fn start(
+        dir: &Path,
+        call_id: &CallId,
+        config: &RecorderConfig,
+        events: rtrb::Consumer<RecordEvent>,
+    ) -> Result<Self, RecordingError> {
+        let name: String = call_id
+            .as_str()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let options = || RecordingOptions {
+            call_id: Some(call_id.to_string()),
+            ..RecordingOptions::default()
+        };
+        let writer = match RecordingWriter::create(dir.join(&name), config, options()) {
+            Err(RecordingError::Io {
+                kind: std::io::ErrorKind::AlreadyExists,
+                ..
+            }) => {
+                let unique = format!("{name}-{}", uuid::Uuid::new_v4());
+                RecordingWriter::create(dir.join(unique), config, options())?
+            }
+            other => other?,
+        };
+        Ok(Self(writer.spawn(events, RECORDING_POLL)?))
+    }
+
+    /// Writes what is queued, closes the files; `None` if the recording failed.
+    pub(super) async fn finish(self) -> Option<RecordingSummary> {
+        let handle = self.0;
+        match tokio::task::spawn_blocking(move || handle.stop(None)).await {
+            Ok(Ok(summary)) => Some(summary),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "recording failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// How often a recording's writer drains the tap (the tap's queue holds 16 ticks).
+const RECORDING_POLL: Duration = Duration::from_millis(40);
 
 /// [`MediaTransport::accept_offer`] on a blocking-pool thread of the current runtime.
 ///

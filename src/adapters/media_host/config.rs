@@ -60,7 +60,8 @@ pub struct CallBehaviour {
     pub greeting: Option<Arc<Prompt>>,
     /// Echo the caller back after this delay (rounded to 20 ms frames, at most 10 s).
     pub echo_delay: Option<Duration>,
-    /// Record the call into this directory (created if missing): see [`RecordingFiles`](crate::adapters::recording::RecordingFiles).
+    /// Record the call into this directory (created if missing): one directory per call,
+    /// see [`crate::adapters::recording`].
     pub record_dir: Option<PathBuf>,
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::adapters::call_room::CallRoomStats;
-use crate::adapters::recording::RecordingFiles;
+use crate::adapters::recording::RecordingSummary;
 use crate::adapters::webrtc::{MediaEvent, TransportStats};
 use crate::graph::CallId;
 use crate::session::registry::{NegotiationError, SessionPhase};
@@ -34,8 +34,8 @@ pub enum SessionEvent {
     Ended {
         /// Why.
         reason: EndReason,
-        /// Recording files, when the call was recorded.
-        recording: Option<RecordingFiles>,
+        /// The recording (directory, files, integrity), when the call was recorded.
+        recording: Option<RecordingSummary>,
     },
 }
 

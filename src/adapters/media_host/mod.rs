@@ -39,11 +39,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use self::build::Built;
+use self::build::{Built, Recording};
 pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
 pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
 use super::call_room::{CallCounters, CallRoom};
-use super::recording::Recording;
 use super::shard::{ShardError, ShardPool, ShardStats};
 use super::webrtc::{MediaEvent, MediaSession, MediaTransport};
 use crate::graph::CallId;
