@@ -32,7 +32,7 @@ use mediabot::adapters::shard::{Control, ShardConfig, ShardCore, ShardId};
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncoder};
 use mediabot::media::frame::{AudioFrame, FRAME_DURATION, FRAME_SAMPLES, RTP_TICKS_PER_FRAME};
 use mediabot::media::leg::{CallLegConfig, LegPort};
-use mediabot::media::member::Member;
+use mediabot::media::member::{Member, MemberKind};
 use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
 use mediabot::media::prompt::{PlayMode, Prompt};
 use mediabot::media::room::{MemberId, Room, RoomConfig, RoomId, RoomStats};
@@ -71,6 +71,9 @@ fn speech_packets(backend: CodecBackend) -> Vec<OpusPacket> {
 /// The far end of one call: sends the next speech packet each tick, drains what it gets.
 struct Caller {
     port: LegPort,
+    /// Where in the speech this caller starts: calls differ, as real ones do (identical
+    /// streams would let caches and branch predictors flatter the per-call cost).
+    offset: usize,
     seq: u16,
     ts: u32,
     ssrc: u32,
@@ -143,18 +146,22 @@ impl Scene {
             let (leg, port) =
                 Member::call_leg_with_port(MemberId(1), &leg_config, 8).expect("call leg");
             room.add_member(leg).expect("room has a slot for the leg");
-            room.add_member(Member::prompt(
-                MemberId(2),
-                Arc::clone(&prompt),
-                PlayMode::Loop,
-            ))
-            .expect("room has a slot for the prompt");
+            let mut player = Member::prompt(MemberId(2), Arc::clone(&prompt), PlayMode::Loop);
+            // Each room's prompt starts at a different place too.
+            if let MemberKind::Prompt(p) = player.kind_mut() {
+                for _ in 0..(i as usize * 53) % prompt.len_frames() {
+                    p.advance();
+                }
+            }
+            room.add_member(player)
+                .expect("room has a slot for the prompt");
             queues
                 .control
                 .push(Control::AddRoom(Box::new(room)))
                 .expect("control queue holds n rooms");
             callers.push(Caller {
                 port,
+                offset: i as usize * 37,
                 seq: 1,
                 ts: 0,
                 ssrc: 0x9000 + i as u32,
@@ -181,11 +188,11 @@ impl Scene {
 
     /// One tick with its transport work around it; returns the time of the tick alone.
     fn tick(&mut self) -> Duration {
-        let payload = self.speech[self.next];
-        self.next = (self.next + 1) % self.speech.len();
+        let len = self.speech.len();
         for c in &mut self.callers {
-            c.send(payload, self.now);
+            c.send(self.speech[(self.next + c.offset) % len], self.now);
         }
+        self.next = (self.next + 1) % len;
         let start = Instant::now();
         let ticked = self.core.tick(black_box(self.now));
         let cost = start.elapsed();
