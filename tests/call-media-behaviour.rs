@@ -1,6 +1,6 @@
 //! The default bot behaviour on a real negotiated call (loopback HTTPS + WebRTC): the caller
 //! hears itself back after the echo delay, and the call is recorded — the caller's packets
-//! losslessly in Ogg Opus with one packet per tick, the mix in a WAV, the counts in a sidecar.
+//! losslessly in Ogg Opus with one packet per tick, and the mix in a WAV of the same length.
 
 mod media_host_support;
 
@@ -9,11 +9,13 @@ use std::time::Duration;
 use media_host_support::*;
 use mediabot::adapters::media_host::{CallBehaviour, EndReason, SessionEvent};
 use mediabot::graph::CallId;
-use mediabot::media::analysis::align;
+use mediabot::media::analysis::correlation;
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
 use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
-use mediabot::media::ogg_opus::OggOpusFile;
+use mediabot::media::ogg_opus::{OggOpusFile, PLC_PACKET, SILENCE_PACKET};
 use mediabot::media::packet::RtpPacket;
+use mediabot::media::recorder::RecordStream;
+use mediabot::media::room::MemberId;
 use reqwest::StatusCode;
 
 /// Decodes packets onto a timeline indexed by frame (RTP timestamp / 960 from the first
@@ -58,12 +60,35 @@ fn to_8k(x: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Best normalized correlation of `got` against the sent speech, within ±0.5 s.
-fn speech_correlation(got: &[f32]) -> (f32, f32) {
+/// Median over 0.5 s windows of `got` (those with speech) of the best normalized correlation
+/// with the sent speech within ±0.5 s of the same position. Windowed, so a jitter buffer that
+/// shifts the timeline by a frame now and then (a loaded machine) does not spoil the measure.
+fn speech_correlation(got: &[f32]) -> f32 {
     let got = to_8k(got);
-    let reference = to_8k(&reference(got.len() * 6));
-    let a = align(&reference, &got, 4_000);
-    (a.correlation, a.lag as f32 / 8.0)
+    let reference = to_8k(&reference(got.len() * 6 + 48_000));
+    let (n, max_lag) = (4_000usize, 4_000isize);
+    let mut scores: Vec<f32> = got
+        .chunks_exact(n)
+        .enumerate()
+        .filter(|(_, w)| w.iter().map(|x| x * x).sum::<f32>() / n as f32 > 1e-5)
+        .map(|(k, w)| {
+            let at = (k * n) as isize;
+            (-max_lag..=max_lag)
+                .filter(|lag| at + lag >= 0)
+                .map(|lag| {
+                    let from = (at + lag) as usize;
+                    correlation(&reference[from..from + n], w)
+                })
+                .fold(0.0f32, f32::max)
+        })
+        .collect();
+    assert!(
+        scores.len() >= 3,
+        "too little speech to measure: {} windows",
+        scores.len()
+    );
+    scores.sort_by(f32::total_cmp);
+    scores[scores.len() / 2]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,12 +120,10 @@ async fn the_caller_hears_itself_after_the_delay_and_the_call_is_recorded() {
         .iter()
         .map(|p| (p.meta.timestamp, p.payload.as_slice().to_vec()))
         .collect();
-    let (echo_corr, echo_lag_ms) = speech_correlation(&timeline(&packets));
-    println!(
-        "echo: correlation {echo_corr:.3} at {echo_lag_ms:+.1} ms from the first echoed frame"
-    );
+    let echo_corr = speech_correlation(&timeline(&packets));
+    println!("echo: median windowed correlation with the sent speech {echo_corr:.3}");
     assert!(
-        echo_corr >= 0.7,
+        echo_corr >= 0.8,
         "the caller hears its own speech back: {echo_corr}"
     );
 
@@ -108,59 +131,52 @@ async fn the_caller_hears_itself_after_the_delay_and_the_call_is_recorded() {
     let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
     let SessionEvent::Ended {
         reason: EndReason::CallEnded,
-        recording: Some(files),
+        recording: Some(rec),
     } = e.kind
     else {
         panic!("expected the end of a recorded call, got {:?}", e.kind);
     };
-    assert_eq!(files.dir, dir.join("echo_call_1"));
-    assert_eq!(files.caller_opus, files.dir.join("leg-1.opus"));
-    assert!(files.complete, "no tick lost: {files:?}");
-
-    // Sidecar: every tick accounted for, in every stream.
-    let sidecar: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&files.sidecar).expect("sidecar")).expect("json");
-    let ticks = sidecar["ticks"].as_u64().expect("ticks");
-    assert_eq!(ticks, files.ticks);
-    assert_eq!(sidecar["callId"], "echo/call 1");
-    let leg = &sidecar["streams"][0]["counts"];
-    let count = |k: &str| leg[k].as_u64().expect(k);
-    assert!(count("received") >= 150, "{leg}");
-    assert_eq!(count("frames"), ticks);
+    assert_eq!(rec.dir, dir.join("echo_call_1"));
+    assert!(rec.integrity.exact, "{}", rec.integrity.verdict);
+    let [leg, mix] = &rec.streams[..] else {
+        panic!("expected the caller leg and the mix: {:?}", rec.streams);
+    };
+    assert_eq!(leg.stream, RecordStream::Leg(MemberId(1)));
+    assert_eq!(mix.stream, RecordStream::Mix);
     assert_eq!(
-        ticks,
-        count("received")
-            + count("invalid")
-            + count("fec")
-            + count("concealed")
-            + count("silent")
-            + count("absent")
-            + count("gapFilled")
-            + count("unexpected")
+        (leg.counts.frames, mix.counts.frames),
+        (rec.ticks, rec.ticks)
     );
+    assert!(leg.counts.received >= 150, "{:?}", leg.counts);
 
-    // Ogg Opus: valid (CRCs, headers, granules), one packet per tick; it holds the caller.
-    let ogg = OggOpusFile::parse(&std::fs::read(&files.caller_opus).expect("opus file"))
-        .expect("valid Ogg Opus");
-    assert_eq!(ogg.packets.len() as u64, ticks);
-    let recorded: Vec<(u32, Vec<u8>)> = ogg
+    // Ogg Opus: one packet per tick; the received ones are, byte for byte, packets the caller
+    // sent, in the order it sent them (the sender loops over the speech).
+    let ogg = OggOpusFile::parse(&std::fs::read(&leg.path).expect("opus file")).expect("ogg");
+    assert_eq!(ogg.packets.len() as u64, rec.ticks);
+    let sent = speech();
+    let mut next = 0usize;
+    let mut audio = 0u64;
+    let fillers = [&PLC_PACKET[..], &SILENCE_PACKET[..]];
+    for packet in ogg
         .packets
         .iter()
-        .enumerate()
-        .skip_while(|(_, p)| p.data.len() <= 3)
-        .map(|(i, p)| ((i * 960) as u32, p.data.clone()))
-        .collect();
-    let (rec_corr, _) = speech_correlation(&timeline(&recorded));
-    println!("recording: caller correlation {rec_corr:.3}");
-    assert!(
-        rec_corr >= 0.8,
-        "the recording holds the caller's speech: {rec_corr}"
-    );
+        .filter(|p| !fillers.contains(&p.data.as_slice()))
+    {
+        let found = (0..sent.len())
+            .map(|k| (next + k) % sent.len())
+            .find(|&i| sent[i].as_slice() == packet.data.as_slice());
+        let Some(i) = found else {
+            panic!("recorded packet {audio} is not a packet the caller sent");
+        };
+        next = (i + 1) % sent.len();
+        audio += 1;
+    }
+    assert_eq!(audio, leg.counts.received);
 
     // Mix WAV: one frame per tick, not silent.
-    let mut wav = hound::WavReader::open(&files.mix_wav).expect("wav");
+    let mut wav = hound::WavReader::open(&mix.path).expect("wav");
     assert_eq!(wav.spec().sample_rate, 48_000);
-    assert_eq!(u64::from(wav.duration()), ticks * FRAME_SAMPLES as u64);
+    assert_eq!(u64::from(wav.duration()), rec.ticks * FRAME_SAMPLES as u64);
     assert!(
         wav.samples::<i16>()
             .any(|x| x.expect("sample").abs() > 1000)

@@ -1,9 +1,9 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
-//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, clock.
+//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, recording
+//! writers, clock.
 
 pub mod bot;
 pub mod call_handler;
-pub mod call_recording;
 pub mod call_records;
 pub mod call_room;
 pub mod clock;
