@@ -1,0 +1,430 @@
+//! `MediaBot`: the bot host with its own media — the [`Bot`] (webhook, driver, Graph client)
+//! plus a [`MediaHost`] whose WHIP-style negotiation endpoint is served over HTTPS, and an
+//! application ([`MediaCallHandler`]) that answers with a real app-hosted blob.
+//!
+//! The default behaviour (what `mediabot demo` and `mediabot serve` run, configurable through
+//! [`MediaBotConfig`]):
+//!
+//! 1. decide by the kind of caller ([`DemoHandlerConfig`]); an answer carries the blob of a
+//!    fresh media session ([`MediaHost::create_session`]);
+//! 2. when the media connects, play the greeting (`media/greeting-16k.wav`, resampled at
+//!    load), then echo the caller back after a short delay (200 ms);
+//! 3. record the call: `<record_dir>/<call-id>/` (`leg-1.opus`, `mix.wav`, `recording.json`);
+//! 4. when the call ends, from either side (Graph's `terminated`, the bot's hang-up, a
+//!    failed decision), end the media session: transport closed, room off its shard, members,
+//!    tasks and sockets freed, recording finished. When the media fails or the peer closes
+//!    it first, the call is told: the bot hangs up.
+//!
+//! What happened to each call's media is kept ([`MediaBot::media_outcome`]) for reports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::call::wire::{MediaConfig, Modality};
+use crate::call::{Answer, CallEvent, CallId, Decision, IncomingCall};
+
+use super::bot::{Bot, BotConfig, BotError, BotHandle};
+use super::call_handler::CallHandler;
+use super::demo_handler::{DemoAction, DemoHandler, DemoHandlerConfig};
+use super::graph_client::BoxFuture;
+use super::media_host::{
+    BehaviourConfig, CallBehaviour, EndReason, MediaHost, MediaHostConfig, MediaHostError,
+    MediaHostEvent, SessionEvent, SessionStats,
+};
+use super::negotiation;
+use super::recording::RecordingSummary;
+use super::tls::{HttpsServer, TlsError, TlsIdentity, serve_https_on};
+use super::webrtc::MediaEvent;
+
+/// Everything a [`MediaBot`] needs.
+#[derive(Clone, Debug)]
+pub struct MediaBotConfig {
+    /// The signaling side (its `tls` is also used for the negotiation endpoint when
+    /// [`Self::media_tls`] is `None`).
+    pub bot: BotConfig,
+    /// The media host (its `negotiate_base` is set from [`Self::media_public_url`] or the
+    /// bound address).
+    pub media: MediaHostConfig,
+    /// Where the negotiation endpoint listens (port 0 = any).
+    pub media_listen: SocketAddr,
+    /// Base URL peers use to reach the negotiation endpoint (NAT, proxy); default: bound.
+    pub media_public_url: Option<String>,
+    /// Certificate of the negotiation endpoint (default: self-signed for localhost).
+    pub media_tls: Option<TlsIdentity>,
+    /// Greeting, echo delay, recording directory.
+    pub behaviour: BehaviourConfig,
+    /// What to do with each kind of caller ([`DemoAction::Answer`] answers with media).
+    pub policy: DemoHandlerConfig,
+}
+
+impl MediaBotConfig {
+    /// The default behaviour on loopback: every caller kind answered with media (guests and
+    /// unknown callers rejected as busy), greeting `media/greeting-16k.wav`, echo after
+    /// 200 ms, recordings under `./recordings`.
+    pub fn new(bot: BotConfig) -> Self {
+        Self {
+            bot,
+            media: MediaHostConfig::default(),
+            media_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_public_url: None,
+            media_tls: None,
+            behaviour: default_behaviour(),
+            policy: DemoHandlerConfig {
+                phone: DemoAction::Answer,
+                ..DemoHandlerConfig::default()
+            },
+        }
+    }
+}
+
+/// The default [`BehaviourConfig`]: greeting `media/greeting-16k.wav` (from `./media`, else
+/// the crate's), echo after 200 ms, recordings under `./recordings`.
+pub fn default_behaviour() -> BehaviourConfig {
+    BehaviourConfig {
+        greeting: Some(crate::emulator::media::media_dir().join("greeting-16k.wav")),
+        echo_delay: Some(Duration::from_millis(200)),
+        record_dir: Some(PathBuf::from("recordings")),
+    }
+}
+
+/// Why a media bot could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaBotError {
+    /// The signaling side.
+    #[error("bot: {0}")]
+    Bot(#[from] BotError),
+    /// The media host (shard threads).
+    #[error("media host: {0}")]
+    Media(#[from] MediaHostError),
+    /// The negotiation endpoint's certificate or socket.
+    #[error("negotiation endpoint: {0}")]
+    Tls(#[from] TlsError),
+    /// The greeting could not be loaded.
+    #[error("greeting: {0}")]
+    Greeting(String),
+}
+
+/// What became of one call's media, as the host reported it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MediaOutcome {
+    /// The peer's offer was answered.
+    pub negotiated: bool,
+    /// ICE + DTLS connected.
+    pub connected: bool,
+    /// Why the session ended, once it has.
+    pub ended: Option<EndReason>,
+    /// The recording, once finished.
+    pub recording: Option<RecordingSummary>,
+    /// The last statistics seen while the session was live (taken when the call ends).
+    pub last_stats: Option<SessionStats>,
+    /// DTMF events received.
+    pub dtmf: u64,
+}
+
+/// The application: [`DemoHandler`]'s policy, with answers carrying a real media session.
+#[derive(Debug)]
+pub struct MediaCallHandler {
+    policy: DemoHandler,
+    host: MediaHost,
+    behaviour: CallBehaviour,
+    shared: Arc<Shared>,
+}
+
+impl CallHandler for MediaCallHandler {
+    fn on_incoming(&self, call: IncomingCall) -> BoxFuture<'static, Decision> {
+        if *self.policy.action_for(&call) != DemoAction::Answer {
+            return match self.policy.decision_for(&call) {
+                Some(d) => Box::pin(std::future::ready(d)),
+                None => Box::pin(std::future::pending()),
+            };
+        }
+        let decision = match self
+            .host
+            .create_session(&call.call_id, self.behaviour.clone())
+        {
+            Ok(blob) => Decision::Answer(Answer {
+                media_config: MediaConfig::app_hosted(blob.to_json()),
+                accepted_modalities: vec![Modality::Audio],
+                participant_capacity: None,
+            }),
+            Err(e) => {
+                // No media to offer (table full, duplicate): fall back to the policy's blob-
+                // less decision path — the configured default decision applies.
+                tracing::warn!(call = %call.call_id, error = %e, "no media session");
+                return Box::pin(std::future::pending());
+            }
+        };
+        Box::pin(std::future::ready(decision))
+    }
+
+    fn on_event(&self, event: &CallEvent) {
+        let call_id = match event {
+            CallEvent::Terminated { call_id, .. } | CallEvent::Failed { call_id, .. } => call_id,
+            _ => return,
+        };
+        let host = self.host.clone();
+        let shared = Arc::clone(&self.shared);
+        let call_id = call_id.clone();
+        // Called on the driver task: the teardown (awaits the transport's close) runs apart.
+        tokio::spawn(async move {
+            if let Some(stats) = host.stats(&call_id) {
+                shared.outcome(&call_id).last_stats = Some(stats);
+            }
+            host.end_session(&call_id).await;
+        });
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    outcomes: Mutex<HashMap<CallId, MediaOutcome>>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<CallId, MediaOutcome>> {
+        // Bookkeeping only: a panic while holding it leaves usable entries.
+        self.outcomes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn outcome(&self, id: &CallId) -> OutcomeGuard<'_> {
+        OutcomeGuard {
+            map: self.lock(),
+            id: id.clone(),
+            changed: &self.changed,
+        }
+    }
+}
+
+/// Mutable access to one call's outcome; waiters are woken when it is dropped.
+struct OutcomeGuard<'a> {
+    map: MutexGuard<'a, HashMap<CallId, MediaOutcome>>,
+    id: CallId,
+    changed: &'a Notify,
+}
+
+impl std::ops::Deref for OutcomeGuard<'_> {
+    type Target = MediaOutcome;
+    fn deref(&self) -> &MediaOutcome {
+        self.map.get(&self.id).unwrap_or(&EMPTY)
+    }
+}
+
+impl std::ops::DerefMut for OutcomeGuard<'_> {
+    fn deref_mut(&mut self) -> &mut MediaOutcome {
+        self.map.entry(self.id.clone()).or_default()
+    }
+}
+
+impl Drop for OutcomeGuard<'_> {
+    fn drop(&mut self) {
+        self.changed.notify_waiters();
+    }
+}
+
+static EMPTY: MediaOutcome = MediaOutcome {
+    negotiated: false,
+    connected: false,
+    ended: None,
+    recording: None,
+    last_stats: None,
+    dtmf: 0,
+};
+
+/// A running media bot.
+#[derive(Debug)]
+pub struct MediaBot {
+    bot: Arc<BotHandle>,
+    host: MediaHost,
+    server: Option<HttpsServer>,
+    media_url: String,
+    media_certificate: CertificateDer<'static>,
+    shared: Arc<Shared>,
+    events: JoinHandle<()>,
+}
+
+impl MediaBot {
+    /// Starts the media host and its negotiation endpoint, then the bot. Must be called
+    /// inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`MediaBotError`]: the greeting, the shard threads, the endpoint or the bot.
+    pub async fn start(mut cfg: MediaBotConfig) -> Result<Self, MediaBotError> {
+        let listener = std::net::TcpListener::bind(cfg.media_listen).map_err(|e| {
+            TlsError::Bind {
+                addr: cfg.media_listen,
+                reason: e.to_string(),
+            }
+        })?;
+        let bound = listener.local_addr().map_err(|e| TlsError::Bind {
+            addr: cfg.media_listen,
+            reason: e.to_string(),
+        })?;
+        let media_url = cfg
+            .media_public_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{bound}"))
+            .trim_end_matches('/')
+            .to_owned();
+        cfg.media.negotiate_base = media_url.clone();
+        let behaviour = CallBehaviour::load(&cfg.behaviour, cfg.media.backend, &cfg.media.encoder)
+            .map_err(|e| MediaBotError::Greeting(e.to_string()))?;
+        let tls = match (cfg.media_tls.take(), &cfg.bot.tls) {
+            (Some(tls), _) => tls,
+            (None, Some(tls)) => tls.clone(),
+            (None, None) => TlsIdentity::self_signed_localhost()?,
+        };
+        let (host, events) = MediaHost::start(cfg.media.clone())?;
+        let server = match serve_https_on(negotiation::router(host.clone()), listener, &tls).await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = host.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        let shared = Arc::new(Shared::default());
+        let handler = MediaCallHandler {
+            policy: DemoHandler::new(cfg.policy.clone()),
+            host: host.clone(),
+            behaviour,
+            shared: Arc::clone(&shared),
+        };
+        let bot = match Bot::start(cfg.bot.clone(), Arc::new(handler)).await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                server.shutdown(Duration::ZERO).await;
+                let _ = host.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        let events = tokio::spawn(watch_media(
+            events,
+            Arc::downgrade(&bot),
+            Arc::clone(&shared),
+        ));
+        tracing::info!(%media_url, "media negotiation endpoint listening");
+        Ok(Self {
+            bot,
+            host,
+            server: Some(server),
+            media_url,
+            media_certificate: tls.certificate().clone(),
+            shared,
+            events,
+        })
+    }
+
+    /// The signaling side (webhook URL, certificate, call records, hang-up).
+    pub fn bot(&self) -> &BotHandle {
+        &self.bot
+    }
+
+    /// The media host (per-call stats, shard stats).
+    pub fn host(&self) -> &MediaHost {
+        &self.host
+    }
+
+    /// Base URL of the negotiation endpoint (`negotiateUri`s are under it).
+    pub fn media_url(&self) -> &str {
+        &self.media_url
+    }
+
+    /// The negotiation endpoint's certificate (trust it in media processors).
+    pub fn media_certificate(&self) -> &CertificateDer<'static> {
+        &self.media_certificate
+    }
+
+    /// What became of `call_id`'s media so far.
+    pub fn media_outcome(&self, call_id: &CallId) -> Option<MediaOutcome> {
+        self.shared.lock().get(call_id).cloned()
+    }
+
+    /// Waits until `call_id`'s media session has ended (and its recording is finished), up
+    /// to `timeout`; returns the outcome as it then is.
+    pub async fn media_ended(&self, call_id: &CallId, timeout: Duration) -> Option<MediaOutcome> {
+        let wait = async {
+            loop {
+                let changed = self.shared.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if let Some(o) = self.media_outcome(call_id)
+                    && o.ended.is_some()
+                {
+                    return o;
+                }
+                changed.await;
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(o) => Some(o),
+            Err(_) => self.media_outcome(call_id),
+        }
+    }
+
+    /// Stops the webhook, ends every media session, stops the shard threads and the
+    /// negotiation endpoint.
+    pub async fn shutdown(mut self, grace: Duration) {
+        if let Err(e) = self.host.shutdown().await {
+            tracing::warn!(error = %e, "media host shutdown");
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown(grace).await;
+        }
+        self.events.abort();
+        let _ = (&mut self.events).await;
+        match Arc::try_unwrap(self.bot) {
+            Ok(bot) => bot.shutdown(grace).await,
+            Err(_) => tracing::warn!("bot handle still shared at shutdown"),
+        }
+    }
+}
+
+/// Keeps each call's [`MediaOutcome`] and tells the call when its media fails or closes
+/// before the call ended (the bot hangs up).
+async fn watch_media(
+    mut events: mpsc::Receiver<MediaHostEvent>,
+    bot: std::sync::Weak<BotHandle>,
+    shared: Arc<Shared>,
+) {
+    while let Some(MediaHostEvent { call_id, kind }) = events.recv().await {
+        let mut hang_up = matches!(
+            kind,
+            SessionEvent::Expired | SessionEvent::NegotiationFailed(_)
+        );
+        {
+            let mut o = shared.outcome(&call_id);
+            match kind {
+                SessionEvent::Negotiated => o.negotiated = true,
+                SessionEvent::Media(MediaEvent::Connected) => o.connected = true,
+                SessionEvent::Media(MediaEvent::Dtmf { .. }) => o.dtmf += 1,
+                SessionEvent::Ended { reason, recording } => {
+                    // Ended by the media side, not by the call: the call is told.
+                    hang_up = matches!(
+                        reason,
+                        EndReason::MediaFailed | EndReason::MediaClosed | EndReason::Deleted
+                    );
+                    o.ended = Some(reason);
+                    o.recording = recording;
+                }
+                SessionEvent::Media(MediaEvent::Failed(_) | MediaEvent::Closed)
+                | SessionEvent::NegotiationFailed(_)
+                | SessionEvent::Expired => {}
+            }
+        }
+        if hang_up && let Some(bot) = bot.upgrade() {
+            tokio::spawn(async move {
+                // The call may already be over (the driver then says so): nothing to do.
+                let _ = bot.hang_up(&call_id).await;
+            });
+        }
+    }
+}
