@@ -21,8 +21,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Emulator + bot in one process on loopback, a few scripted calls, and a report.
+    /// Emulator + bot in one process on loopback: concurrent calls with real audio (greeting,
+    /// echo, recording), progress while they run, and a report per call.
     Demo(DemoArgs),
+    /// N concurrent emulated calls with real media against a bot (in-process by default):
+    /// answer latency, media connect, shard ticks, misses, concealment, CPU, RSS per call.
+    Load(LoadArgs),
     /// The bot host against a Graph endpoint (real or emulator), with the demo application.
     Serve(Box<mediabot::adapters::serve_command::ServeArgs>),
     /// Sign a saved commsNotifications JSON with the emulator's key, POST it to a bot and show
@@ -35,12 +39,47 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct DemoArgs {
-    /// Print the report as JSON.
+    /// Print the report as one JSON object (progress still goes to stderr).
     #[arg(long)]
     json: bool,
-    /// How long each caller stays on the line after the call is established (ms).
+    /// How long each call stays up once its media is connected (seconds; the callers start
+    /// speaking when the greeting is over, about 5 s in).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Where the bot writes its recordings (one directory per call).
+    #[arg(long, default_value = "recordings")]
+    record_dir: PathBuf,
+    /// The signaling-only demo instead: every scenario and fault knob, no media.
+    #[arg(long)]
+    signaling: bool,
+    /// With --signaling: how long each caller stays on the line after the call is
+    /// established (ms).
     #[arg(long, default_value_t = 200)]
     hold_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 10)]
+    calls: usize,
+    /// How long each call is held once its media is connected.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// A bot's calling webhook (it must trust this emulator: see --emulator-listen); default:
+    /// the media bot in-process.
+    #[arg(long)]
+    bot: Option<String>,
+    /// Where the emulator listens when --bot is given (its certificate is written to
+    /// `$TMPDIR/mediabot-emulator-<port>.pem`).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    emulator_listen: SocketAddr,
+    /// Record the calls into this directory (in-process bot; off by default).
+    #[arg(long)]
+    record_dir: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,16 +139,22 @@ struct EmulatorArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The demo and load print their own progress: only warnings from the library.
+    let default_level = match cli.command {
+        Command::Demo(_) | Command::Load(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Demo(args) => runtime.block_on(demo(args)),
+        Command::Load(args) => runtime.block_on(load(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Emulator(args) => runtime.block_on(emulator(*args)),
         // Builds its own runtime and tracing (the bot owner's entry point).
@@ -120,7 +165,70 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Prints progress lines on stderr as they come; returns the printer's task.
+fn progress_printer() -> (
+    tokio::sync::mpsc::UnboundedSender<String>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            eprintln!("{line}");
+        }
+    });
+    (tx, task)
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if args.signaling {
+        return signaling_demo(args).await;
+    }
+    anyhow::ensure!(
+        args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 600.0,
+        "--seconds must be in (0, 600]"
+    );
+    let calls = mediabot::emulator::media_demo::default_calls(std::time::Duration::from_secs_f64(
+        args.seconds,
+    ));
+    let (tx, printer) = progress_printer();
+    let report = mediabot::emulator::media_demo::run(&calls, args.record_dir, Some(tx)).await?;
+    let _ = printer.await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0,
+        "--seconds must be in (0, 3600]"
+    );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.calls),
+        "--calls must be in 1..=10000"
+    );
+    let config = mediabot::emulator::load::LoadConfig {
+        calls: args.calls,
+        hold: std::time::Duration::from_secs_f64(args.seconds),
+        bot_url: args.bot,
+        emulator_listen: args.emulator_listen,
+        record_dir: args.record_dir,
+    };
+    let (tx, printer) = progress_printer();
+    let report = mediabot::emulator::load::run(&config, Some(tx)).await?;
+    let _ = printer.await;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+async fn signaling_demo(args: DemoArgs) -> anyhow::Result<()> {
     let calls = mediabot::emulator::demo::default_calls();
     let report =
         mediabot::emulator::demo::run(&calls, std::time::Duration::from_millis(args.hold_ms))

@@ -258,12 +258,11 @@ impl MediaBot {
     /// # Errors
     /// [`MediaBotError`]: the greeting, the shard threads, the endpoint or the bot.
     pub async fn start(mut cfg: MediaBotConfig) -> Result<Self, MediaBotError> {
-        let listener = std::net::TcpListener::bind(cfg.media_listen).map_err(|e| {
-            TlsError::Bind {
+        let listener =
+            std::net::TcpListener::bind(cfg.media_listen).map_err(|e| TlsError::Bind {
                 addr: cfg.media_listen,
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let bound = listener.local_addr().map_err(|e| TlsError::Bind {
             addr: cfg.media_listen,
             reason: e.to_string(),
@@ -283,8 +282,7 @@ impl MediaBot {
             (None, None) => TlsIdentity::self_signed_localhost()?,
         };
         let (host, events) = MediaHost::start(cfg.media.clone())?;
-        let server = match serve_https_on(negotiation::router(host.clone()), listener, &tls).await
-        {
+        let server = match serve_https_on(negotiation::router(host.clone()), listener, &tls).await {
             Ok(s) => s,
             Err(e) => {
                 let _ = host.shutdown().await;

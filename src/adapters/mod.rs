@@ -16,6 +16,7 @@ pub mod media_bot;
 pub mod media_host;
 pub mod negotiation;
 pub mod notification_auth;
+pub mod process_stats;
 pub mod recording;
 pub mod serve_command;
 pub mod shard;

@@ -1,0 +1,114 @@
+//! What this process costs, read from `/proc/self` (Linux): CPU time, resident memory,
+//! threads and open file descriptors, for `mediabot load` and the resource tests.
+
+use std::time::{Duration, Instant};
+
+/// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`, 100 on every Linux ABI).
+const USER_HZ: f64 = 100.0;
+
+/// One reading of the process's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessSample {
+    /// When it was read.
+    pub at: Instant,
+    /// User + system CPU time so far.
+    pub cpu: Duration,
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+impl ProcessSample {
+    /// Reads `/proc/self/stat` and `/proc/self/status`; `None` when they cannot be read
+    /// (not Linux, or `/proc` not mounted).
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after `) state`.
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib = |key: &str| -> Option<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        Some(Self {
+            at: Instant::now(),
+            cpu: Duration::from_secs_f64((utime + stime) as f64 / USER_HZ),
+            rss_bytes: kib("VmRSS:")? * 1024,
+            threads: kib("Threads:")?,
+        })
+    }
+
+    /// CPU used between `earlier` and `self`, as a percentage of **one core**
+    /// (200 % = two cores busy).
+    pub fn cpu_percent_since(&self, earlier: &Self) -> f64 {
+        let wall = self.at.saturating_duration_since(earlier.at).as_secs_f64();
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        let cpu = self.cpu.saturating_sub(earlier.cpu).as_secs_f64();
+        cpu / wall * 100.0
+    }
+}
+
+/// Open file descriptors of this process (sockets included), from `/proc/self/fd`.
+pub fn open_fds() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count())
+}
+
+/// Open sockets of this process: entries of `/proc/self/fd` that link to `socket:[…]`.
+pub fn open_sockets() -> Option<usize> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count(),
+    )
+}
+
+/// CPU cores available to this process.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// The 1-minute load average of the machine (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_process() {
+        let a = ProcessSample::now().expect("/proc/self on Linux");
+        assert!(a.rss_bytes > 0 && a.threads >= 1);
+        // Burn a little CPU so the next reading can only be later and not smaller.
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let b = ProcessSample::now().expect("again");
+        assert!(b.cpu >= a.cpu);
+        assert!(b.cpu_percent_since(&a) >= 0.0);
+        assert!(open_fds().expect("fds") >= 3);
+        assert!(cores() >= 1);
+    }
+}

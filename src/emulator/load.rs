@@ -1,0 +1,529 @@
+//! `mediabot load`: N concurrent emulated calls with real media against a bot (the media bot
+//! in-process by default, or any bot at `--bot URL` that trusts this emulator), held S
+//! seconds, and what it cost.
+//!
+//! Measured:
+//! - **answer latency** (incoming notification sent → answer request received by the
+//!   emulator) and **media connect** (offer started → ICE + DTLS connected), p50/p99;
+//! - the bot's **shard ticks**: cost p50/p99/max over every tick of the run, deadline misses
+//!   (deadlines skipped because a tick overran) and late ticks;
+//! - **concealment**: frames concealed by the bot's rooms (caller → bot) and by the
+//!   emulator's (bot → caller);
+//! - **CPU %** of this process from `/proc/self/stat` over the steady part of the run (every
+//!   call connected, until the first hang-up), as a share of the machine (`cpuPercent`, 100 =
+//!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
+//!   before the first call, divided by N). In-process, both include the emulator's side —
+//!   its media processor encodes, decodes and mixes as much as the bot does;
+//! - **host-added one-way latency** at p99 from the bot's transport histograms, excluding
+//!   the jitter buffer's wait: inbound = socket read → packet queued for the shard
+//!   (`recvToQueue`) + the shard's tick p99 (the decoded frame is ready by the end of the
+//!   tick that takes the packet); outbound = the tick's start (frame mixed and encoded) →
+//!   `write_rtp` (`queueToWrite`) + `write_rtp` → datagram handed to the kernel
+//!   (`writeToWire`). Sums of p99s: upper bounds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::adapters::media_bot::MediaOutcome;
+use crate::adapters::process_stats::{ProcessSample, cores, load_average};
+use crate::adapters::shard::ShardStats;
+use crate::call::CallId;
+use crate::media::histogram::Histogram;
+
+use super::media::{CallRoomConfig, MediaProcessor, MediaProcessorConfig, ParticipantMedia};
+use super::media_call::{
+    CallContext, CallProgress, MediaCallOutcome, MediaCallSpec, Percentiles, Step, run_call,
+};
+use super::media_demo::{MediaDemoError, start_stack};
+use super::scenario::Scenario;
+use super::server::{Emulator, EmulatorConfig};
+
+/// How a load run goes.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// Concurrent calls.
+    pub calls: usize,
+    /// How long each call is held once its media is connected.
+    pub hold: Duration,
+    /// A bot elsewhere (its calling webhook); `None` = the media bot in-process.
+    pub bot_url: Option<String>,
+    /// Where the emulator listens when the bot is elsewhere (the bot must trust it).
+    pub emulator_listen: std::net::SocketAddr,
+    /// Record the calls into this directory (in-process bot only); `None` = no recording.
+    pub record_dir: Option<PathBuf>,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            calls: 10,
+            hold: Duration::from_secs(20),
+            bot_url: None,
+            emulator_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
+            record_dir: None,
+        }
+    }
+}
+
+/// What a load run measured (`mediabot load --json` prints this).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadReport {
+    /// Calls placed.
+    pub calls: usize,
+    /// Seconds each call was held.
+    pub seconds: f64,
+    /// Where the bot was (`in-process` or its URL).
+    pub bot: String,
+    /// Calls answered.
+    pub answered: usize,
+    /// Calls whose media connected.
+    pub media_connected: usize,
+    /// Calls that failed (no answer, no media, media not closed by the bot).
+    pub failed: usize,
+    /// Notification sent → answer request received.
+    pub answer_latency: Percentiles,
+    /// Offer started → ICE + DTLS connected.
+    pub media_connect: Percentiles,
+    /// The bot's shard tick cost (all shards, whole run); `None` for a bot elsewhere.
+    pub shard_tick: Option<Percentiles>,
+    /// Ticks the bot's shards ran.
+    pub shard_ticks: Option<u64>,
+    /// Deadlines the bot's shards skipped because a tick overran.
+    pub deadline_misses: Option<u64>,
+    /// Ticks that started late (past the late threshold).
+    pub late_ticks: Option<u64>,
+    /// Deadlines the emulator's own shard skipped (its lateness shows as concealment).
+    pub emulator_deadline_misses: u64,
+    /// Frames concealed, both directions.
+    pub concealed_frames: u64,
+    /// Frames of the callers' audio the bot concealed.
+    pub concealed_by_bot: Option<u64>,
+    /// Frames of the bot's audio the emulator concealed.
+    pub concealed_by_callers: u64,
+    /// Concealed frames per 100 frames received, both directions.
+    pub concealed_percent: f64,
+    /// CPU of this process over the steady window, share of the whole machine (100 = all
+    /// cores busy).
+    pub cpu_percent: Option<f64>,
+    /// The same, in units of one core (200 = two cores busy).
+    pub cpu_percent_of_one_core: Option<f64>,
+    /// Cores.
+    pub cores: usize,
+    /// Length of the steady window, seconds.
+    pub cpu_window_seconds: Option<f64>,
+    /// (RSS in the steady window − RSS before the first call) / calls, KiB.
+    pub rss_per_call_kib: Option<f64>,
+    /// RSS before the first call, MiB.
+    pub rss_before_mib: Option<f64>,
+    /// RSS in the steady window, MiB.
+    pub rss_during_mib: Option<f64>,
+    /// Host-added inbound latency p99 upper bound (`recvToQueue` p99 + shard tick p99), ms.
+    pub host_latency_in_p99_ms: Option<f64>,
+    /// Host-added outbound latency p99 upper bound (`queueToWrite` + `writeToWire` p99), ms.
+    pub host_latency_out_p99_ms: Option<f64>,
+    /// Socket read → packet queued for the shard, p99, ms.
+    pub recv_to_queue_p99_ms: Option<f64>,
+    /// Tick start (frame ready) → `write_rtp`, p99, ms.
+    pub queue_to_write_p99_ms: Option<f64>,
+    /// `write_rtp` → datagram to the kernel, p99, ms.
+    pub write_to_wire_p99_ms: Option<f64>,
+    /// The machine's 1-minute load average at the start and at the end.
+    pub load_average: (Option<f64>, Option<f64>),
+    /// Wall time of the run, seconds.
+    pub elapsed_seconds: f64,
+    /// First few errors.
+    pub errors: Vec<String>,
+}
+
+/// Runs the load; progress lines (a status line every 2 s) go to `progress`.
+///
+/// # Errors
+/// The stack did not start.
+pub async fn run(
+    config: &LoadConfig,
+    progress: Option<mpsc::UnboundedSender<String>>,
+) -> Result<LoadReport, MediaDemoError> {
+    let started = Instant::now();
+    let load_start = load_average();
+    let processor = MediaProcessorConfig {
+        // Keep little audio per participant: load does not judge it.
+        room: CallRoomConfig {
+            keep: Duration::from_secs(1),
+            ..CallRoomConfig::default()
+        },
+        ..MediaProcessorConfig::default()
+    };
+    let (stack, ctx) = match &config.bot_url {
+        None => {
+            let dir = config.record_dir.clone();
+            let stack = start_stack(move |c| c.behaviour.record_dir = dir, processor).await?;
+            let ctx = stack.context(None);
+            (Some(stack), ctx)
+        }
+        Some(url) => {
+            let emulator = Emulator::start(EmulatorConfig {
+                listen: config.emulator_listen,
+                accept_invalid_bot_certs: true,
+                ..EmulatorConfig::default()
+            })
+            .await?;
+            let cert = std::env::temp_dir().join(format!(
+                "mediabot-emulator-{}.pem",
+                config.emulator_listen.port()
+            ));
+            let _ = std::fs::write(&cert, emulator.certificate_pem());
+            let processor = MediaProcessor::start(MediaProcessorConfig {
+                accept_invalid_certs: true,
+                ..processor
+            })?;
+            let ctx = CallContext {
+                emulator: Arc::new(emulator),
+                processor,
+                bot_url: url.clone(),
+                started,
+                progress: None,
+            };
+            (None, ctx)
+        }
+    };
+    let say = |line: String| {
+        if let Some(tx) = &progress {
+            let _ = tx.send(line);
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<CallProgress>();
+    let ctx = CallContext {
+        progress: Some(tx),
+        started: Instant::now(),
+        ..ctx
+    };
+    let spec = MediaCallSpec {
+        label: "load".into(),
+        scenario: Scenario::P2p,
+        participants: vec![ParticipantMedia::caller().repeating()],
+        hold: config.hold,
+    };
+    let before = ProcessSample::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..config.calls {
+        let ctx = ctx.clone();
+        let spec = spec.clone();
+        tasks.spawn(async move { run_call(&ctx, i, &spec).await });
+    }
+    let processor = ctx.processor.clone();
+    let emulator = Arc::clone(&ctx.emulator);
+    drop(ctx);
+    let mut status = tokio::time::interval(Duration::from_secs(2));
+    status.tick().await;
+    let (mut connected, mut hung_up, mut failed_early) = (0usize, 0usize, 0usize);
+    let mut window_start: Option<ProcessSample> = None;
+    let mut window_end: Option<ProcessSample> = None;
+    let mut outcomes = Vec::with_capacity(config.calls);
+    while outcomes.len() < config.calls {
+        tokio::select! {
+            Some(p) = rx.recv() => {
+                match p.step {
+                    Step::MediaConnected(_) => connected += 1,
+                    Step::HungUp => {
+                        if hung_up == 0 && window_start.is_some() {
+                            window_end = ProcessSample::now();
+                        }
+                        hung_up += 1;
+                    }
+                    Step::Failed(_) => failed_early += 1,
+                    _ => {}
+                }
+                if window_start.is_none() && connected + failed_early >= config.calls && hung_up == 0 {
+                    window_start = ProcessSample::now();
+                }
+            }
+            _ = status.tick() => say(format!(
+                "[{:6.1} s] {connected}/{} connected, {hung_up} hung up, {} done{}",
+                started.elapsed().as_secs_f64(),
+                config.calls,
+                outcomes.len(),
+                stack.as_ref().map_or_else(String::new, |s| {
+                    let shards = s.bot.host().shard_stats();
+                    format!(
+                        "; bot shards: {} deadline misses, tick p99 {:.2} ms",
+                        shards.iter().map(|s| s.deadline_misses).sum::<u64>(),
+                        merged_ticks(&shards).p99().as_secs_f64() * 1e3
+                    )
+                }),
+            )),
+            joined = tasks.join_next() => match joined {
+                Some(Ok(o)) => outcomes.push(o),
+                Some(Err(e)) => {
+                    say(format!("a call task failed: {e}"));
+                    outcomes.push(MediaCallOutcome::failed(&spec, e.to_string()));
+                }
+                None => break,
+            },
+        }
+    }
+    let mut bot_outcomes = Vec::new();
+    if let Some(stack) = &stack {
+        for o in &outcomes {
+            if let Some(id) = &o.call_id {
+                let id = CallId::from(id.as_str());
+                if let Some(b) = stack.bot.media_ended(&id, Duration::from_secs(5)).await {
+                    bot_outcomes.push(b);
+                }
+            }
+        }
+    }
+    let shards = stack.as_ref().map(|s| s.bot.host().shard_stats());
+    let emulator_misses = processor
+        .shard_stats()
+        .iter()
+        .map(|s| s.deadline_misses)
+        .sum();
+    let report = report(
+        config,
+        &outcomes,
+        &bot_outcomes,
+        shards.as_deref(),
+        emulator_misses,
+        (before, window_start, window_end),
+        (load_start, load_average()),
+        started,
+    );
+    match stack {
+        Some(stack) => {
+            drop(emulator);
+            stack.shutdown().await;
+        }
+        None => {
+            let _ = processor.shutdown();
+            if let Ok(e) = Arc::try_unwrap(emulator) {
+                e.shutdown().await;
+            }
+        }
+    }
+    Ok(report)
+}
+
+impl MediaCallOutcome {
+    fn failed(spec: &MediaCallSpec, why: String) -> Self {
+        Self {
+            label: spec.label.clone(),
+            scenario: spec.scenario,
+            call_id: None,
+            decision: "none".into(),
+            answer_latency: None,
+            media: None,
+            media_error: Some(why),
+            record: None,
+        }
+    }
+}
+
+fn merged_ticks(shards: &[ShardStats]) -> Histogram {
+    let mut h = Histogram::new();
+    for s in shards {
+        h.merge(&s.tick_cost);
+    }
+    h
+}
+
+fn hist_ms(h: &Histogram) -> Option<f64> {
+    (!h.is_empty()).then(|| h.p99().as_secs_f64() * 1e3)
+}
+
+#[allow(clippy::too_many_arguments)] // One report from every source of the run.
+fn report(
+    config: &LoadConfig,
+    outcomes: &[MediaCallOutcome],
+    bot: &[MediaOutcome],
+    shards: Option<&[ShardStats]>,
+    emulator_misses: u64,
+    (before, window_start, window_end): (
+        Option<ProcessSample>,
+        Option<ProcessSample>,
+        Option<ProcessSample>,
+    ),
+    load_average: (Option<f64>, Option<f64>),
+    started: Instant,
+) -> LoadReport {
+    let n = config.calls;
+    let answered = outcomes.iter().filter(|o| o.decision == "answer").count();
+    let media: Vec<_> = outcomes.iter().filter_map(|o| o.media.as_ref()).collect();
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.media.is_none() || o.media_error.is_some())
+        .count();
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.media_error.clone())
+        .take(5)
+        .collect();
+    let ticks = shards.map(merged_ticks);
+    let shard_tick = ticks.as_ref().map(|h| Percentiles {
+        count: usize::try_from(h.count()).unwrap_or(usize::MAX),
+        p50_ms: (!h.is_empty()).then(|| h.p50().as_secs_f64() * 1e3),
+        p99_ms: hist_ms(h),
+        max_ms: (!h.is_empty()).then(|| h.max().as_secs_f64() * 1e3),
+    });
+    let (mut recv, mut queue, mut wire) = (Histogram::new(), Histogram::new(), Histogram::new());
+    let mut by_bot = 0;
+    let mut bot_frames = 0;
+    for s in bot.iter().filter_map(|b| b.last_stats.as_ref()) {
+        recv.merge(&s.transport.recv_to_queue);
+        queue.merge(&s.transport.queue_to_write);
+        wire.merge(&s.transport.write_to_wire);
+        by_bot += s.room.concealed_frames;
+        bot_frames += s.room.ticks;
+    }
+    let by_callers: u64 = media.iter().map(|m| m.concealed_frames()).sum();
+    let caller_frames: u64 = media.iter().map(|m| m.bot.ticks).sum();
+    let frames = bot_frames + caller_frames;
+    let in_process = shards.is_some();
+    let (cpu, cpu_core, window, rss_during) = match (window_start, window_end) {
+        (Some(a), Some(b)) => {
+            let one_core = b.cpu_percent_since(&a);
+            (
+                Some(one_core / cores() as f64),
+                Some(one_core),
+                Some(b.at.duration_since(a.at).as_secs_f64()),
+                Some(b.rss_bytes),
+            )
+        }
+        _ => (None, None, None, None),
+    };
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    LoadReport {
+        calls: n,
+        seconds: config.hold.as_secs_f64(),
+        bot: config
+            .bot_url
+            .clone()
+            .unwrap_or_else(|| "in-process".into()),
+        answered,
+        media_connected: media.len(),
+        failed,
+        answer_latency: Percentiles::of(outcomes.iter().filter_map(|o| o.answer_latency)),
+        media_connect: Percentiles::of(media.iter().map(|m| m.connect_time)),
+        shard_tick,
+        shard_ticks: shards.map(|s| s.iter().map(|s| s.ticks).sum()),
+        deadline_misses: shards.map(|s| s.iter().map(|s| s.deadline_misses).sum()),
+        late_ticks: shards.map(|s| s.iter().map(|s| s.late_ticks).sum()),
+        emulator_deadline_misses: emulator_misses,
+        concealed_frames: by_bot + by_callers,
+        concealed_by_bot: in_process.then_some(by_bot),
+        concealed_by_callers: by_callers,
+        concealed_percent: if frames == 0 {
+            0.0
+        } else {
+            (by_bot + by_callers) as f64 * 100.0 / frames as f64
+        },
+        cpu_percent: cpu,
+        cpu_percent_of_one_core: cpu_core,
+        cores: cores(),
+        cpu_window_seconds: window,
+        rss_per_call_kib: match (before, rss_during) {
+            (Some(b), Some(d)) if n > 0 => {
+                Some(d.saturating_sub(b.rss_bytes) as f64 / 1024.0 / n as f64)
+            }
+            _ => None,
+        },
+        rss_before_mib: before.map(|b| mib(b.rss_bytes)),
+        rss_during_mib: rss_during.map(mib),
+        host_latency_in_p99_ms: match (hist_ms(&recv), ticks.as_ref().and_then(hist_ms)) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        },
+        host_latency_out_p99_ms: match (hist_ms(&queue), hist_ms(&wire)) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        },
+        recv_to_queue_p99_ms: hist_ms(&recv),
+        queue_to_write_p99_ms: hist_ms(&queue),
+        write_to_wire_p99_ms: hist_ms(&wire),
+        load_average,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        errors,
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.2} ms"));
+        let p = |p: &Percentiles| format!("p50 {} p99 {}", ms(p.p50_ms), ms(p.p99_ms));
+        writeln!(
+            f,
+            "mediabot load — {} calls × {:.0} s against {} ({} cores, load average {:.1} → {:.1})",
+            self.calls,
+            self.seconds,
+            self.bot,
+            self.cores,
+            self.load_average.0.unwrap_or(f64::NAN),
+            self.load_average.1.unwrap_or(f64::NAN)
+        )?;
+        writeln!(
+            f,
+            "  answered {}/{}, media connected {}, failed {}",
+            self.answered, self.calls, self.media_connected, self.failed
+        )?;
+        writeln!(f, "  answer latency      {}", p(&self.answer_latency))?;
+        writeln!(f, "  media connect       {}", p(&self.media_connect))?;
+        if let Some(t) = &self.shard_tick {
+            writeln!(
+                f,
+                "  shard tick          {} max {} over {} ticks; deadline misses {}, late ticks {}",
+                p(t),
+                ms(t.max_ms),
+                self.shard_ticks.unwrap_or(0),
+                self.deadline_misses.unwrap_or(0),
+                self.late_ticks.unwrap_or(0)
+            )?;
+        }
+        writeln!(
+            f,
+            "  concealed frames    {} ({:.2} %; bot {}, callers {}); emulator deadline misses {}",
+            self.concealed_frames,
+            self.concealed_percent,
+            self.concealed_by_bot
+                .map_or_else(|| "—".to_owned(), |v| v.to_string()),
+            self.concealed_by_callers,
+            self.emulator_deadline_misses
+        )?;
+        writeln!(
+            f,
+            "  CPU                 {} of the machine ({} of one core) over {} s, bot + emulator",
+            self.cpu_percent
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} %")),
+            self.cpu_percent_of_one_core
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} %")),
+            self.cpu_window_seconds
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+        )?;
+        writeln!(
+            f,
+            "  RSS per call        {} (RSS {} → {} MiB), bot + emulator",
+            self.rss_per_call_kib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
+            self.rss_before_mib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.rss_during_mib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+        )?;
+        writeln!(
+            f,
+            "  host-added latency  in p99 ≤ {} (recv→queue {} + tick), out p99 ≤ {} (frame→write {} + write→wire {})",
+            ms(self.host_latency_in_p99_ms),
+            ms(self.recv_to_queue_p99_ms),
+            ms(self.host_latency_out_p99_ms),
+            ms(self.queue_to_write_p99_ms),
+            ms(self.write_to_wire_p99_ms)
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  error: {e}")?;
+        }
+        Ok(())
+    }
+}
