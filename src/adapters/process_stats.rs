@@ -76,6 +76,37 @@ pub fn open_sockets() -> Option<usize> {
     )
 }
 
+/// Open UDP sockets of this process (the media's): socket inodes of `/proc/self/fd` found in
+/// `/proc/self/net/udp` and `udp6`.
+pub fn open_udp_sockets() -> Option<usize> {
+    let mine: std::collections::HashSet<u64> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_string_lossy()
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let mut n = 0;
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // Column 10 (0-based 9) is the inode; the first line is the header.
+        n += text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(9)?.parse::<u64>().ok())
+            .filter(|inode| mine.contains(inode))
+            .count();
+    }
+    Some(n)
+}
+
 /// CPU cores available to this process.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -109,6 +140,11 @@ mod tests {
         assert!(b.cpu >= a.cpu);
         assert!(b.cpu_percent_since(&a) >= 0.0);
         assert!(open_fds().expect("fds") >= 3);
+        // Other unit tests may hold UDP sockets meanwhile: the exact count is checked in
+        // tests/call-teardown-frees-resources.rs, alone in its process.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        assert!(open_udp_sockets().expect("udp") >= 1);
+        drop(socket);
         assert!(cores() >= 1);
     }
 }
