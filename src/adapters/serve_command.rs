@@ -1,24 +1,27 @@
 //! `mediabot serve`: the bot host as a process, against a Graph endpoint (real or emulator),
-//! with the [`DemoHandler`] as its application. The client secret comes from
+//! with the default behaviour of [`MediaBot`]: answer with an app-hosted media blob, greet,
+//! echo the caller after a short delay, record the call. The client secret comes from
 //! `MEDIABOT_APP_SECRET` unless `--app-secret` is given.
 //!
 //! ```text
 //! mediabot serve --app-id <id> --tenant <tenant> [--graph-url URL] [--token-url URL]
 //!                [--openid-url URL] [--listen ADDR] [--public-url URL]
 //!                [--cert PEM --key PEM] [--trust PEM]…
+//!                [--media-listen ADDR] [--media-public-url URL]
+//!                [--greeting WAV | --no-greeting] [--echo-delay-ms MS]
+//!                [--record-dir DIR | --no-record]
 //! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::bot::{Bot, BotConfig, BotError};
-use super::demo_handler::{DemoHandler, DemoHandlerConfig};
+use super::bot::{BotConfig, BotError};
 use super::graph_token::entra_token_url;
+use super::media_bot::{MediaBot, MediaBotConfig, MediaBotError};
 use super::notification_auth::SKYPE_OPENID_METADATA_URL;
 use super::tls::{TlsError, TlsIdentity};
 
@@ -58,11 +61,33 @@ pub struct ServeArgs {
     /// Extra trusted root certificates (PEM), e.g. the emulator's.
     #[arg(long)]
     pub trust: Vec<PathBuf>,
+    /// Where the media negotiation endpoint listens (HTTPS, same certificate).
+    #[arg(long, default_value = "127.0.0.1:8445")]
+    pub media_listen: SocketAddr,
+    /// Base URL media processors use for the negotiation endpoint (NAT, proxy).
+    #[arg(long)]
+    pub media_public_url: Option<String>,
+    /// The greeting prompt (WAV, any rate; resampled at load). Default:
+    /// `media/greeting-16k.wav`.
+    #[arg(long, conflicts_with = "no_greeting")]
+    pub greeting: Option<PathBuf>,
+    /// Do not greet.
+    #[arg(long)]
+    pub no_greeting: bool,
+    /// Echo the caller back after this delay (ms); 0 = no echo.
+    #[arg(long, default_value_t = 200)]
+    pub echo_delay_ms: u64,
+    /// Where recordings go (one directory per call).
+    #[arg(long, default_value = "recordings", conflicts_with = "no_record")]
+    pub record_dir: PathBuf,
+    /// Do not record.
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 impl ServeArgs {
     /// Runs the bot until Ctrl-C.
-    pub async fn run(self) -> Result<(), BotError> {
+    pub async fn run(self) -> Result<(), MediaBotError> {
         let token_url = self
             .token_url
             .clone()
@@ -96,29 +121,38 @@ impl ServeArgs {
                 })?;
             cfg.extra_roots.extend(certs);
         }
-        let demo = DemoHandlerConfig {
-            media_base_url: cfg
-                .public_base_url
-                .clone()
-                .unwrap_or_else(|| format!("https://{}", self.listen)),
-            ..DemoHandlerConfig::default()
-        };
-        let bot = Bot::start(cfg, Arc::new(DemoHandler::new(demo))).await?;
-        println!("mediabot serving; calling webhook: {}", bot.webhook_url());
+        let mut media = MediaBotConfig::new(cfg);
+        media.media_listen = self.media_listen;
+        media.media_public_url = self.media_public_url.clone();
+        if self.no_greeting {
+            media.behaviour.greeting = None;
+        } else if let Some(g) = &self.greeting {
+            media.behaviour.greeting = Some(g.clone());
+        }
+        media.behaviour.echo_delay =
+            (self.echo_delay_ms > 0).then(|| Duration::from_millis(self.echo_delay_ms));
+        media.behaviour.record_dir = (!self.no_record).then(|| self.record_dir.clone());
+        let bot = MediaBot::start(media).await?;
+        println!(
+            "mediabot serving; calling webhook: {}; media negotiation: {}",
+            bot.bot().webhook_url(),
+            bot.media_url()
+        );
         let _ = tokio::signal::ctrl_c().await;
         bot.shutdown(Duration::from_secs(2)).await;
         Ok(())
     }
 
     /// Builds a runtime, initialises logging (`RUST_LOG`, default `info`) and runs.
-    pub fn run_blocking(self) -> Result<(), BotError> {
+    pub fn run_blocking(self) -> Result<(), MediaBotError> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        let runtime = tokio::runtime::Runtime::new().map_err(|e| BotError::Io(e.to_string()))?;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| MediaBotError::Bot(BotError::Io(e.to_string())))?;
         runtime.block_on(self.run())
     }
 }
