@@ -139,9 +139,10 @@ struct EmulatorArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // The demo and load print their own progress: only warnings from the library.
+    // The demo and load print their own progress: only our own warnings (webrtc-rs warns
+    // about normal ICE start-up).
     let default_level = match cli.command {
-        Command::Demo(_) | Command::Load(_) => "warn",
+        Command::Demo(_) | Command::Load(_) => "mediabot=warn",
         _ => "info",
     };
     tracing_subscriber::fmt()
