@@ -1,8 +1,17 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
 //! shard threads, clock.
 
+pub mod bot;
+pub mod call_handler;
+pub mod call_records;
+pub mod clock;
+pub mod demo_handler;
+pub mod driver;
+pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
 pub mod notification_auth;
 pub mod recording;
+pub mod serve_command;
 pub mod tls;
+pub mod webhook;
