@@ -13,5 +13,6 @@ pub mod jwks;
 pub mod notification_auth;
 pub mod recording;
 pub mod serve_command;
+pub mod shard;
 pub mod tls;
 pub mod webhook;
