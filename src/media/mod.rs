@@ -18,3 +18,4 @@ pub mod recorder;
 pub mod resample;
 pub mod room;
 pub mod speaker;
+pub mod stream_resampler;
