@@ -40,7 +40,7 @@ impl StreamFormat {
 }
 
 /// A range of configurations a device supports (consecutive channel counts with the same
-/// format and rates are merged).
+/// format and rates are merged, and so are their callback size ranges).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SupportedConfig {
     /// Sample format.
@@ -97,10 +97,15 @@ pub(crate) fn summarize(ranges: &[SupportedStreamConfigRange]) -> Vec<SupportedC
             o.sample_format == c.sample_format
                 && o.min_rate == c.min_rate
                 && o.max_rate == c.max_rate
-                && o.buffer_frames == c.buffer_frames
                 && o.max_channels.checked_add(1) == Some(c.min_channels)
         }) {
-            Some(o) => o.max_channels = c.max_channels,
+            Some(o) => {
+                o.max_channels = c.max_channels;
+                o.buffer_frames = match (o.buffer_frames, c.buffer_frames) {
+                    (Some((a, b)), Some((x, y))) => Some((a.min(x), b.max(y))),
+                    (a, b) => a.or(b),
+                };
+            }
             None => out.push(c),
         }
     }

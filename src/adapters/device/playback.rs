@@ -210,12 +210,14 @@ mod tests {
     fn underrun_plays_silence_and_reprimes() {
         let (mut p, mut tx, m) = chain(1, 48_000);
         tx.push(frame_of(0.5)).unwrap();
-        let mut out = vec![0f32; 480];
-        p.process(&mut out); // 960 ≥ 481 + 480: plays
-        p.process(&mut out); // the rest of the frame, then starves
-        assert!(out[..478].iter().all(|&s| (s - 0.5).abs() < 1e-6));
-        assert_eq!(*out.last().unwrap(), 0.0);
-        let mut u16_out = vec![1u16; 480];
+        let mut out = vec![0f32; 400];
+        p.process(&mut out); // 960 ≥ 401 + 480: plays
+        assert!(out.iter().all(|&s| (s - 0.5).abs() < 1e-6));
+        p.process(&mut out);
+        p.process(&mut out); // the last 160 samples of the frame, then starves
+        assert!(out[..160].iter().all(|&s| (s - 0.5).abs() < 1e-6));
+        assert!(out[160..].iter().all(|&s| s == 0.0));
+        let mut u16_out = vec![1u16; 400];
         p.process(&mut u16_out); // priming again: u16 silence is mid-scale
         assert!(u16_out.iter().all(|&s| s == 32768));
         let s = m.snapshot();
