@@ -15,8 +15,8 @@
 //!   underrun is counted, and playback primes again.
 //! - **Trimming.** The reserve after each callback (`have − need`) is the latency this
 //!   buffering adds. When it stayed at 20 ms or more for a whole second (the room's clock
-//!   runs ahead of the device's, or a burst arrived), one queued frame is dropped and
-//!   counted as trimmed: the standing reserve stays under 20 ms.
+//!   runs ahead of the device's, or a burst arrived), every whole frame of it is dropped and
+//!   counted as trimmed: the standing reserve goes back under 20 ms.
 //!
 //! # Realtime Safety
 //! [`Playback::new`] allocates (the resampler); [`Playback::process`] never allocates, locks
@@ -156,9 +156,14 @@ impl Playback {
         let standing = self.window_min_reserve;
         self.window_frames = 0;
         self.window_min_reserve = usize::MAX;
-        if standing >= FRAME_SAMPLES && self.queue.pop().is_ok() {
+        // Drop every whole frame of standing reserve at once.
+        let mut have = have;
+        for _ in 0..standing / FRAME_SAMPLES {
+            if self.queue.pop().is_err() {
+                break;
+            }
             bump(&self.meters.playback_trimmed);
-            return have - FRAME_SAMPLES;
+            have -= FRAME_SAMPLES;
         }
         have
     }
