@@ -102,12 +102,18 @@ fn isolated(test: &str, asoundrc: &str, body: impl FnOnce(&Path)) {
         .env(CHILD, "1")
         .env("HOME", &home)
         .env("XDG_RUNTIME_DIR", home.join("run"))
-        .env("PULSE_SERVER", format!("unix:{}", home.join("run/native").display()))
+        .env(
+            "PULSE_SERVER",
+            format!("unix:{}", home.join("run/native").display()),
+        )
         .env_remove("ALSA_CONFIG_PATH")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("--- child {test} ---\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    println!(
+        "--- child {test} ---\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&home);
     assert!(out.status.success(), "child test {test} failed");
     assert!(
@@ -239,7 +245,9 @@ impl Drop for Pulse {
 // ---- helpers ----
 
 fn wav(name: &str) -> Vec<f32> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("media").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("media")
+        .join(name);
     let mut r = hound::WavReader::open(path).unwrap();
     r.samples::<i16>()
         .map(|s| f32::from(s.unwrap()) / 32768.0)
@@ -308,8 +316,7 @@ fn speech_flows_both_ways_through_a_paced_device() {
             std::fs::write(home.join("spoken.raw"), raw).unwrap();
 
             let (mut room, mut audio) = room_with_caller();
-            let (member, handle) =
-                open_device_member(MemberId(1), None, &pulse_options()).unwrap();
+            let (member, handle) = open_device_member(MemberId(1), None, &pulse_options()).unwrap();
             println!("opened {handle:?}");
             assert_eq!(
                 handle.input().unwrap().sample_format,
@@ -325,7 +332,8 @@ fn speech_flows_both_ways_through_a_paced_device() {
             let mut armed_at = None;
             for t in 0..ticks {
                 std::thread::sleep(
-                    (start + Duration::from_millis(20 * t as u64)).saturating_duration_since(Instant::now()),
+                    (start + Duration::from_millis(20 * t as u64))
+                        .saturating_duration_since(Instant::now()),
                 );
                 frame.clear();
                 if let Some(chunk) = caller.chunks(FRAME_SAMPLES).nth(t) {
@@ -355,7 +363,11 @@ fn speech_flows_both_ways_through_a_paced_device() {
             // cpal builds its error values (with messages) on the device threads; an xrun on
             // a loaded machine would allocate there, so only an error-free run proves it.
             if stats.stream_errors == armed_at.stream_errors {
-                assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "a callback allocated");
+                assert_eq!(
+                    ALLOCATIONS.load(Ordering::Relaxed),
+                    0,
+                    "a callback allocated"
+                );
             } else {
                 println!("stream errors while armed: allocation count not conclusive");
             }
@@ -373,7 +385,8 @@ fn speech_flows_both_ways_through_a_paced_device() {
                 let mut best = (0, 0.0f32);
                 for start in [48_000usize, 96_000, 144_000] {
                     let excerpt = &source[start..start + 48_000];
-                    let window = &got[start.min(got.len())..(start + 48_000 + 96_000).min(got.len())];
+                    let window =
+                        &got[start.min(got.len())..(start + 48_000 + 96_000).min(got.len())];
                     let (lag, c) = lagged_correlation(excerpt, window, 96_000);
                     println!("{name}: excerpt at {start}: lag {lag}, correlation {c:.3}");
                     if c > best.1 {
@@ -397,8 +410,7 @@ fn a_vanishing_device_leaves_the_call_running() {
             let Some(pulse) = Pulse::start() else { return };
             std::fs::write(home.join("spoken.raw"), vec![0u8; 4 * 48_000 * 10]).unwrap();
             let (mut room, mut audio) = room_with_caller();
-            let (member, handle) =
-                open_device_member(MemberId(1), None, &pulse_options()).unwrap();
+            let (member, handle) = open_device_member(MemberId(1), None, &pulse_options()).unwrap();
             room.add_member(member).unwrap();
             let mut tone = AudioFrame::silence();
             for (i, s) in tone.samples.iter_mut().enumerate() {
@@ -408,7 +420,8 @@ fn a_vanishing_device_leaves_the_call_running() {
             let mut delivered = 0;
             for t in 0..150u64 {
                 std::thread::sleep(
-                    (start + Duration::from_millis(20 * t)).saturating_duration_since(Instant::now()),
+                    (start + Duration::from_millis(20 * t))
+                        .saturating_duration_since(Instant::now()),
                 );
                 if t == 50 {
                     pulse.unload_sinks();
@@ -434,22 +447,30 @@ fn a_vanishing_device_leaves_the_call_running() {
 /// A named device that does not exist: the error names it and lists the devices that do.
 #[test]
 fn a_missing_named_device_lists_what_exists() {
-    isolated("a_missing_named_device_lists_what_exists", FILE_DEVICES, |_| {
-        let e = open_device_member(MemberId(1), Some("no_such_card"), &DeviceOptions::default())
-            .unwrap_err();
-        let DeviceError::NotFound {
-            name, available, ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!(name, "no_such_card");
-        assert!(available.iter().any(|d| d == "file_in"), "{e}");
-        assert!(available.iter().any(|d| d == "file_out"), "{e}");
-        let text = e.to_string();
-        assert!(text.contains("no_such_card") && text.contains("file_out"), "{text}");
-        println!("{text}");
-    });
+    isolated(
+        "a_missing_named_device_lists_what_exists",
+        FILE_DEVICES,
+        |_| {
+            let e =
+                open_device_member(MemberId(1), Some("no_such_card"), &DeviceOptions::default())
+                    .unwrap_err();
+            let DeviceError::NotFound {
+                name, available, ..
+            } = &e
+            else {
+                panic!("{e}")
+            };
+            assert_eq!(name, "no_such_card");
+            assert!(available.iter().any(|d| d == "file_in"), "{e}");
+            assert!(available.iter().any(|d| d == "file_out"), "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("no_such_card") && text.contains("file_out"),
+                "{text}"
+            );
+            println!("{text}");
+        },
+    );
 }
 
 /// A format the device cannot do: the error lists what it supports.
@@ -489,26 +510,33 @@ fn an_unsupported_format_lists_what_the_device_supports() {
 /// device the ALSA default is used.
 #[test]
 fn file_devices_open_and_record_playback() {
-    isolated("file_devices_open_and_record_playback", FILE_DEVICES, |home| {
-        std::fs::write(home.join("in.raw"), vec![0u8; 48_000 * 4]).unwrap();
-        let opts = DeviceOptions {
-            input_device: Some("file_in".into()),
-            output_device: Some("file_out".into()),
-            ..DeviceOptions::default()
-        };
-        let (member, handle) = open_device_member(MemberId(1), None, &opts).unwrap();
-        let (mut room, _audio) = room_with_caller();
-        room.add_member(member).unwrap();
-        for _ in 0..20 {
-            room.tick(Instant::now());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let stats = handle.stats();
-        println!("{handle:?}");
-        assert!(stats.capture_callbacks > 0 && stats.playback_callbacks > 0, "{stats:?}");
-        assert_eq!(handle.output().unwrap().sample_rate, 48_000);
-        assert_eq!(handle.output().unwrap().channels, 1);
-        drop(handle);
-        assert!(std::fs::metadata(home.join("out.raw")).unwrap().len() > 0);
-    });
+    isolated(
+        "file_devices_open_and_record_playback",
+        FILE_DEVICES,
+        |home| {
+            std::fs::write(home.join("in.raw"), vec![0u8; 48_000 * 4]).unwrap();
+            let opts = DeviceOptions {
+                input_device: Some("file_in".into()),
+                output_device: Some("file_out".into()),
+                ..DeviceOptions::default()
+            };
+            let (member, handle) = open_device_member(MemberId(1), None, &opts).unwrap();
+            let (mut room, _audio) = room_with_caller();
+            room.add_member(member).unwrap();
+            for _ in 0..20 {
+                room.tick(Instant::now());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let stats = handle.stats();
+            println!("{handle:?}");
+            assert!(
+                stats.capture_callbacks > 0 && stats.playback_callbacks > 0,
+                "{stats:?}"
+            );
+            assert_eq!(handle.output().unwrap().sample_rate, 48_000);
+            assert_eq!(handle.output().unwrap().channels, 1);
+            drop(handle);
+            assert!(std::fs::metadata(home.join("out.raw")).unwrap().len() > 0);
+        },
+    );
 }

@@ -151,7 +151,12 @@ mod tests {
     /// minus the tail it cannot compute yet.
     #[test]
     fn push_matches_whole_signal_resampling() {
-        for (a, b) in [(44_100, 48_000), (48_000, 44_100), (16_000, 48_000), (96_000, 48_000)] {
+        for (a, b) in [
+            (44_100, 48_000),
+            (48_000, 44_100),
+            (16_000, 48_000),
+            (96_000, 48_000),
+        ] {
             let input = signal(5_000);
             let whole = Resampler::new(a, b).unwrap().process(&input);
             let mut s = StreamResampler::new(a, b).unwrap();
@@ -192,16 +197,25 @@ mod tests {
         let mut s = StreamResampler::new(48_000, 48_000).unwrap();
         assert_eq!(s.delay(), 0);
         let mut out = Vec::new();
-        [0.5, -0.25].iter().for_each(|&x| s.push(x, |y| out.push(y)));
+        [0.5, -0.25]
+            .iter()
+            .for_each(|&x| s.push(x, |y| out.push(y)));
         assert_eq!(out, [0.5, -0.25]);
 
         let mut r = StreamResampler::new(44_100, 48_000).unwrap();
         let mut first = Vec::new();
-        signal(500).iter().for_each(|&x| r.push(x, |y| first.push(y)));
+        signal(500)
+            .iter()
+            .for_each(|&x| r.push(x, |y| first.push(y)));
         r.reset();
         let mut second = Vec::new();
-        signal(500).iter().for_each(|&x| r.push(x, |y| second.push(y)));
+        signal(500)
+            .iter()
+            .for_each(|&x| r.push(x, |y| second.push(y)));
         assert_eq!(first, second);
-        assert_eq!(r.delay(), Resampler::new(44_100, 48_000).unwrap().taps() / 2);
+        assert_eq!(
+            r.delay(),
+            Resampler::new(44_100, 48_000).unwrap().taps() / 2
+        );
     }
 }

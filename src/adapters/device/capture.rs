@@ -226,7 +226,11 @@ mod tests {
                 }
             }
             let s = m.snapshot();
-            assert_eq!(s.capture_overruns + s.capture_trimmed, 0, "{callback}: {s:?}");
+            assert_eq!(
+                s.capture_overruns + s.capture_trimmed,
+                0,
+                "{callback}: {s:?}"
+            );
             let burst = callback.div_ceil(960) as u64;
             assert!(s.capture_queued_max <= burst, "{callback}: {s:?}");
         }

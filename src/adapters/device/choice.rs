@@ -237,7 +237,10 @@ mod tests {
             (SampleFormat::F32, 1, 48_000, Some(480))
         );
         let s = summarize(&rs);
-        assert_eq!(s[1].to_string(), "i16 1-2 ch 8000-96000 Hz (callback 64-8192 frames)");
+        assert_eq!(
+            s[1].to_string(),
+            "i16 1-2 ch 8000-96000 Hz (callback 64-8192 frames)"
+        );
     }
 
     #[test]

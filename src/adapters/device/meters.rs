@@ -45,8 +45,10 @@ pub struct DeviceStats {
     pub playback_reserve_max: u64,
     /// Reserve after the last callback, in 48 kHz samples.
     pub playback_reserve_last: u64,
-    /// Errors the streams reported (each is also logged).
+    /// Errors the streams reported (logged: the first few, then every 1000th).
     pub stream_errors: u64,
+    /// Of those, xruns: a callback came too late and the backend restarted the stream.
+    pub xruns: u64,
     /// The capture stream failed for good (the member is silent from then on).
     pub input_lost: bool,
     /// The playback stream failed for good (the member's output is dropped from then on).
@@ -73,6 +75,7 @@ pub(crate) struct Meters {
     pub(crate) playback_reserve_max: AtomicU64,
     pub(crate) playback_reserve_last: AtomicU64,
     pub(crate) stream_errors: AtomicU64,
+    pub(crate) xruns: AtomicU64,
     pub(crate) input_lost: AtomicBool,
     pub(crate) output_lost: AtomicBool,
 }
@@ -98,6 +101,7 @@ impl Meters {
             playback_reserve_max: l(&self.playback_reserve_max),
             playback_reserve_last: l(&self.playback_reserve_last),
             stream_errors: l(&self.stream_errors),
+            xruns: l(&self.xruns),
             input_lost: self.input_lost.load(Ordering::Relaxed),
             output_lost: self.output_lost.load(Ordering::Relaxed),
         }

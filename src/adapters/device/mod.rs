@@ -45,8 +45,8 @@ use cpal::{SampleFormat, Stream};
 
 use crate::adapters::device::capture::Capture;
 pub use crate::adapters::device::choice::{StreamFormat, SupportedConfig};
-use crate::adapters::device::meters::Meters;
 pub use crate::adapters::device::meters::DeviceStats;
+use crate::adapters::device::meters::Meters;
 use crate::adapters::device::playback::Playback;
 use crate::media::member::{Member, MemberError};
 use crate::media::resample::ResampleError;
@@ -120,7 +120,10 @@ pub enum DeviceError {
         available: Vec<String>,
     },
     /// The device cannot do what was asked (or nothing this member can use).
-    #[error("{direction} device {device:?} cannot do {requested}; it supports: {}", list(supported))]
+    #[error(
+        "{direction} device {device:?} cannot do {requested}; it supports: {}",
+        list(supported)
+    )]
     Unsupported {
         /// The device's name.
         device: String,
@@ -306,8 +309,12 @@ pub fn open_device_member(
         let dev_name = device_name(&device);
         let ranges = ranges(&device, Direction::Output, &dev_name)?;
         let format = choice::choose(&dev_name, Direction::Output, &ranges, options)?;
-        let mut chain =
-            Playback::new(format.channels, format.sample_rate, from_room, meters.clone())?;
+        let mut chain = Playback::new(
+            format.channels,
+            format.sample_rate,
+            from_room,
+            meters.clone(),
+        )?;
         let config = format.stream_config();
         let errors = on_error(meters, Direction::Output, dev_name.clone());
         let open_err = |e: cpal::Error| DeviceError::Open {
@@ -346,10 +353,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
     Ok(devices
         .map(|d| {
             let name = device_name(&d);
-            let description = d
-                .description()
-                .map(|x| x.to_string())
-                .unwrap_or_default();
+            let description = d.description().map(|x| x.to_string()).unwrap_or_default();
             let input = ranges(&d, Direction::Input, &name)
                 .map(|r| choice::summarize(&r))
                 .unwrap_or_default();
@@ -433,16 +437,23 @@ fn ranges(
 }
 
 /// The stream error callback: log (the first few, then every 1000th), count, and mark the
-/// side lost when the device is gone.
+/// side lost when the device is gone (or keeps failing with anything but xruns).
 fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl FnMut(cpal::Error) {
     move |e: cpal::Error| {
         let n = meters.stream_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        // An xrun (the callback was late) is recovered by the backend: count it, go on.
+        let persistent = if e.kind() == cpal::ErrorKind::Xrun {
+            meters.xruns.fetch_add(1, Ordering::Relaxed);
+            0
+        } else {
+            n - meters.xruns.load(Ordering::Relaxed)
+        };
         let fatal = matches!(
             e.kind(),
             cpal::ErrorKind::DeviceNotAvailable
                 | cpal::ErrorKind::StreamInvalidated
                 | cpal::ErrorKind::DeviceChanged
-        ) || n >= LOST_AFTER_ERRORS;
+        ) || persistent >= LOST_AFTER_ERRORS;
         if fatal {
             let lost = match direction {
                 Direction::Input => &meters.input_lost,
@@ -457,5 +468,5 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
     }
 }
 
-/// Stream errors after which a side counts as lost even if the backend keeps retrying.
+/// Errors other than xruns after which a side counts as lost even if the backend retries.
 const LOST_AFTER_ERRORS: u64 = 100;

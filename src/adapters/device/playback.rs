@@ -177,10 +177,7 @@ mod tests {
     use super::*;
     use rtrb::RingBuffer;
 
-    fn chain(
-        channels: u16,
-        rate: u32,
-    ) -> (Playback, rtrb::Producer<AudioFrame>, Arc<Meters>) {
+    fn chain(channels: u16, rate: u32) -> (Playback, rtrb::Producer<AudioFrame>, Arc<Meters>) {
         let meters = Arc::new(Meters::default());
         let (tx, rx) = RingBuffer::new(8);
         (
@@ -234,7 +231,12 @@ mod tests {
     /// priming margin.
     #[test]
     fn steady_room_never_underruns_and_reserve_stays_small() {
-        for (rate, callback) in [(48_000u32, 256usize), (48_000, 480), (44_100, 441), (48_000, 1024)] {
+        for (rate, callback) in [
+            (48_000u32, 256usize),
+            (48_000, 480),
+            (44_100, 441),
+            (48_000, 1024),
+        ] {
             let (mut p, mut tx, m) = chain(1, rate);
             let mut out = vec![0f32; callback];
             // Virtual time in µs.
@@ -275,6 +277,9 @@ mod tests {
         }
         let s = m.snapshot();
         assert!(s.playback_trimmed > 0, "{s:?}");
-        assert!(s.playback_reserve_max < (2 * FRAME_SAMPLES + PRIME_RESERVE) as u64, "{s:?}");
+        assert!(
+            s.playback_reserve_max < (2 * FRAME_SAMPLES + PRIME_RESERVE) as u64,
+            "{s:?}"
+        );
     }
 }
