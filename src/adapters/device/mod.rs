@@ -462,7 +462,7 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
             if !lost.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%device, %direction, error = %e, "sound device lost; the call goes on without it");
             }
-        } else if n <= 5 || n % 1000 == 0 {
+        } else if n <= 5 || n.is_multiple_of(1000) {
             tracing::warn!(%device, %direction, error = %e, errors = n, "sound device stream error");
         }
     }
