@@ -4,8 +4,10 @@
 //! [`DeviceHandle`]: crate::adapters::device::DeviceHandle
 //!
 //! # Realtime Safety
-//! The callbacks only do relaxed atomic loads, stores, adds and max/min updates.
+//! The data callbacks only do relaxed atomic loads, stores, adds and max/min updates; the
+//! mutex holds the last error's text and is touched by the error callbacks and the handle.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A snapshot of a device member's counters.
@@ -78,6 +80,9 @@ pub(crate) struct Meters {
     pub(crate) xruns: AtomicU64,
     pub(crate) input_lost: AtomicBool,
     pub(crate) output_lost: AtomicBool,
+    /// The last stream error's text (written only by the error callbacks, never by the
+    /// data callbacks).
+    pub(crate) last_error: Mutex<Option<String>>,
 }
 
 impl Meters {

@@ -38,6 +38,7 @@ mod meters;
 mod playback;
 
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -251,6 +252,40 @@ impl DeviceHandle {
         self.meters.input_lost.load(Ordering::Relaxed)
             || self.meters.output_lost.load(Ordering::Relaxed)
     }
+
+    /// The text of the last error a stream reported, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.meters
+            .last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Restarts the peak gauges (`capture_queued_max`, `playback_reserve_max`), e.g. once
+    /// the streams have settled, to measure the steady state.
+    pub fn reset_peaks(&self) {
+        self.meters.capture_queued_max.store(0, Ordering::Relaxed);
+        self.meters.playback_reserve_max.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Test instrumentation: `hook(true)` is called as each data callback starts and
+/// `hook(false)` as it ends, on the callback's thread (a counting allocator uses it to count
+/// only what the callbacks allocate). Set once per process; later calls are ignored.
+#[doc(hidden)]
+pub fn set_callback_hook(hook: fn(bool)) {
+    let _ = CALLBACK_HOOK.set(hook);
+}
+
+static CALLBACK_HOOK: OnceLock<fn(bool)> = OnceLock::new();
+
+/// Calls the test hook, if any (one atomic load otherwise).
+#[inline]
+fn hook(entering: bool) {
+    if let Some(f) = CALLBACK_HOOK.get() {
+        f(entering);
+    }
 }
 
 /// Opens a sound device as room member `id`: `name` picks the device for both sides (the
@@ -293,7 +328,11 @@ pub fn open_device_member(
             ($t:ty) => {
                 device.build_input_stream::<$t, _, _>(
                     config,
-                    move |data: &[$t], _: &cpal::InputCallbackInfo| chain.process(data),
+                    move |data: &[$t], _: &cpal::InputCallbackInfo| {
+                        hook(true);
+                        chain.process(data);
+                        hook(false);
+                    },
                     errors,
                     None,
                 )
@@ -326,7 +365,11 @@ pub fn open_device_member(
             ($t:ty) => {
                 device.build_output_stream::<$t, _, _>(
                     config,
-                    move |data: &mut [$t], _: &cpal::OutputCallbackInfo| chain.process(data),
+                    move |data: &mut [$t], _: &cpal::OutputCallbackInfo| {
+                        hook(true);
+                        chain.process(data);
+                        hook(false);
+                    },
                     errors,
                     None,
                 )
@@ -454,11 +497,19 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
                 | cpal::ErrorKind::StreamInvalidated
                 | cpal::ErrorKind::DeviceChanged
         ) || persistent >= LOST_AFTER_ERRORS;
+        if let Ok(mut last) = meters.last_error.lock() {
+            *last = Some(format!("{direction} {device}: {e}"));
+        }
+        let lost = match direction {
+            Direction::Input => &meters.input_lost,
+            Direction::Output => &meters.output_lost,
+        };
+        if lost.load(Ordering::Relaxed) {
+            // Some backends retry a vanished device forever: do not let that spin a core.
+            std::thread::sleep(LOST_RETRY_PAUSE);
+            return;
+        }
         if fatal {
-            let lost = match direction {
-                Direction::Input => &meters.input_lost,
-                Direction::Output => &meters.output_lost,
-            };
             if !lost.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%device, %direction, error = %e, "sound device lost; the call goes on without it");
             }
@@ -468,5 +519,7 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
     }
 }
 
+/// Pause per error once a side is lost (the error callback runs on the dead stream's thread).
+const LOST_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 /// Errors other than xruns after which a side counts as lost even if the backend retries.
 const LOST_AFTER_ERRORS: u64 = 100;
