@@ -304,6 +304,20 @@ fn pulse_options() -> DeviceOptions {
     }
 }
 
+/// Waits (up to 10 s) until both streams are calling back: a PulseAudio stream can take a
+/// second to start on a loaded machine.
+fn wait_running(handle: &mediabot::adapters::device::DeviceHandle) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        let s = handle.stats();
+        if s.capture_callbacks > 5 && s.playback_callbacks > 5 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the device streams did not start: {:?}", handle.stats());
+}
+
 // ---- tests ----
 
 /// The caller's speech reaches the speakers (the playback file) and the microphone (the
@@ -331,6 +345,7 @@ fn speech_flows_both_ways_through_a_paced_device() {
                 cpal::SampleFormat::F32,
                 "spoken.raw is written as f32"
             );
+            wait_running(&handle);
             room.add_member(member).unwrap();
 
             let ticks = caller.len().div_ceil(FRAME_SAMPLES) + 50;
@@ -365,11 +380,14 @@ fn speech_flows_both_ways_through_a_paced_device() {
             println!("stats {stats:?}; last error {:?}", handle.last_error());
             println!(
                 "callback allocations while armed: {}; steady state (after 1 s): capture \
-                 queue peak {} frames, playback reserve peak {} samples = {:.1} ms",
+                 queue peak {} frames, playback reserve peak {} samples = {:.1} ms, standing \
+                 (1 s minimum) peak {} samples = {:.1} ms",
                 ALLOCATIONS.load(Ordering::Relaxed),
                 stats.capture_queued_max,
                 stats.playback_reserve_max,
-                stats.playback_reserve_max as f64 / 48.0
+                stats.playback_reserve_max as f64 / 48.0,
+                stats.playback_standing_max,
+                stats.playback_standing_max as f64 / 48.0
             );
             assert!(stats.capture_callbacks > armed_at.capture_callbacks + 50);
             assert!(stats.playback_callbacks > armed_at.playback_callbacks + 50);
@@ -418,6 +436,7 @@ fn a_vanishing_device_leaves_the_call_running() {
             std::fs::write(home.join("spoken.raw"), vec![0u8; 4 * 48_000 * 10]).unwrap();
             let (mut room, mut audio) = room_with_caller();
             let (member, handle) = open_device_member(MemberId(1), None, &pulse_options()).unwrap();
+            wait_running(&handle);
             room.add_member(member).unwrap();
             let mut tone = AudioFrame::silence();
             for (i, s) in tone.samples.iter_mut().enumerate() {
@@ -425,12 +444,14 @@ fn a_vanishing_device_leaves_the_call_running() {
             }
             let start = Instant::now();
             let mut delivered = 0;
+            let mut before_unload = handle.stats();
             for t in 0..150u64 {
                 std::thread::sleep(
                     (start + Duration::from_millis(20 * t))
                         .saturating_duration_since(Instant::now()),
                 );
                 if t == 50 {
+                    before_unload = handle.stats();
                     pulse.unload_sinks();
                 }
                 audio.send(&tone);
@@ -451,6 +472,10 @@ fn a_vanishing_device_leaves_the_call_running() {
             assert_eq!(delivered, 150, "the caller kept getting frames");
             assert!(stats.stream_errors > 0, "{stats:?}");
             assert!(handle.is_lost(), "{stats:?}");
+            assert!(
+                before_unload.capture_frames > 0 && before_unload.playback_frames > 0,
+                "the device was carrying audio before it vanished: {before_unload:?}"
+            );
         },
     );
 }

@@ -47,6 +47,9 @@ pub struct DeviceStats {
     pub playback_reserve_max: u64,
     /// Reserve after the last callback, in 48 kHz samples.
     pub playback_reserve_last: u64,
+    /// Largest standing reserve (the smallest reserve over a one-second window, before that
+    /// window's trim), in 48 kHz samples: the latency this buffering held on to.
+    pub playback_standing_max: u64,
     /// Errors the streams reported (logged: the first few, then every 1000th).
     pub stream_errors: u64,
     /// Of those, xruns: a callback came too late and the backend restarted the stream.
@@ -76,6 +79,7 @@ pub(crate) struct Meters {
     pub(crate) playback_trimmed: AtomicU64,
     pub(crate) playback_reserve_max: AtomicU64,
     pub(crate) playback_reserve_last: AtomicU64,
+    pub(crate) playback_standing_max: AtomicU64,
     pub(crate) stream_errors: AtomicU64,
     pub(crate) xruns: AtomicU64,
     pub(crate) input_lost: AtomicBool,
@@ -105,6 +109,7 @@ impl Meters {
             playback_trimmed: l(&self.playback_trimmed),
             playback_reserve_max: l(&self.playback_reserve_max),
             playback_reserve_last: l(&self.playback_reserve_last),
+            playback_standing_max: l(&self.playback_standing_max),
             stream_errors: l(&self.stream_errors),
             xruns: l(&self.xruns),
             input_lost: self.input_lost.load(Ordering::Relaxed),

@@ -262,11 +262,15 @@ impl DeviceHandle {
             .unwrap_or_default()
     }
 
-    /// Restarts the peak gauges (`capture_queued_max`, `playback_reserve_max`), e.g. once
+    /// Restarts the peak gauges (`capture_queued_max`, `playback_reserve_max`,
+    /// `playback_standing_max`), e.g. once
     /// the streams have settled, to measure the steady state.
     pub fn reset_peaks(&self) {
         self.meters.capture_queued_max.store(0, Ordering::Relaxed);
         self.meters.playback_reserve_max.store(0, Ordering::Relaxed);
+        self.meters
+            .playback_standing_max
+            .store(0, Ordering::Relaxed);
     }
 }
 

@@ -154,6 +154,9 @@ impl Playback {
             return have;
         }
         let standing = self.window_min_reserve;
+        self.meters
+            .playback_standing_max
+            .fetch_max(standing as u64, Ordering::Relaxed);
         self.window_frames = 0;
         self.window_min_reserve = usize::MAX;
         // Drop every whole frame of standing reserve at once.
