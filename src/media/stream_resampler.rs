@@ -1,11 +1,10 @@
 //! Streaming sample-rate conversion, one sample at a time, for real-time paths such as a sound
 //! card's callback.
 //!
-//! [`StreamResampler`] runs the same polyphase windowed-sinc filter as
-//! [`Resampler`](crate::media::resample::Resampler) but keeps its input history between calls,
-//! so a signal can arrive (or be asked for) in pieces of any size. Fed the same samples, it
-//! produces the same output as [`Resampler::process`](crate::media::resample::Resampler::process)
-//! does on the whole signal.
+//! [`StreamResampler`] runs the same polyphase windowed-sinc filter as [`Resampler`] but keeps
+//! its input history between calls, so a signal can arrive (or be asked for) in pieces of any
+//! size. Fed the same samples, it produces the same output as [`Resampler::process`] does on
+//! the whole signal.
 //!
 //! It is driven from either end:
 //! - [`StreamResampler::push`]: give it one input sample; it emits the output samples that

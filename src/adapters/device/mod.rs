@@ -1,7 +1,8 @@
 //! A local sound device as a room member (feature `device`): the person at this machine talks
 //! into the call through its microphone and hears it through its speakers.
 //!
-//! The room side is an ordinary application endpoint ([`MemberKind::App`]): the room hands it
+//! The room side is an ordinary application endpoint
+//! ([`MemberKind::App`](crate::media::member::MemberKind::App)): the room hands it
 //! the mix minus its own voice every tick and takes one frame from it. The device side is two
 //! cpal streams whose callbacks own the two queue ends:
 //!
@@ -15,9 +16,9 @@
 //!   streams and returns the member (to add to a room) and a [`DeviceHandle`] (keep it: dropping
 //!   it stops the streams and the member goes silent).
 //! - [`list_devices`] describes every device and its supported configurations.
-//! - The buffering policies are documented in [`capture`](self) and [`playback`](self)
-//!   terms on [`DeviceStats`]: each side absorbs the device's callback size and holds back at
-//!   most 20 ms standing; overruns, underruns and trims are counted.
+//! - Buffering (policies in the `capture` and `playback` submodules, counters in
+//!   [`DeviceStats`]): each side absorbs the device's callback size and holds back at most
+//!   20 ms standing; overruns, underruns and trims are counted.
 //! - A stream that fails mid-call (device unplugged, sound server gone) is logged, counted and
 //!   reported by [`DeviceHandle::stats`]; the room goes on (the member is silent, its output is
 //!   dropped and counted by the room).
