@@ -41,6 +41,7 @@ mod playback;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{SampleFormat, Stream};
@@ -485,30 +486,36 @@ fn ranges(
 }
 
 /// The stream error callback: log (the first few, then every 1000th), count, and mark the
-/// side lost when the device is gone (or keeps failing with anything but xruns).
+/// side lost when the device is gone — a fatal error kind, or errors (xruns aside) for
+/// [`LOST_AFTER`] with no data callback in between.
 fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl FnMut(cpal::Error) {
+    let mut callbacks_seen = u64::MAX;
+    let mut failing_since: Option<Instant> = None;
     move |e: cpal::Error| {
         let n = meters.stream_errors.fetch_add(1, Ordering::Relaxed) + 1;
-        // An xrun (the callback was late) is recovered by the backend: count it, go on.
-        let persistent = if e.kind() == cpal::ErrorKind::Xrun {
-            meters.xruns.fetch_add(1, Ordering::Relaxed);
-            0
-        } else {
-            n - meters.xruns.load(Ordering::Relaxed)
+        let (lost, callbacks) = match direction {
+            Direction::Input => (&meters.input_lost, &meters.capture_callbacks),
+            Direction::Output => (&meters.output_lost, &meters.playback_callbacks),
         };
+        let callbacks = callbacks.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if e.kind() == cpal::ErrorKind::Xrun {
+            // A late callback; the backend restarts the stream. Count it and go on.
+            meters.xruns.fetch_add(1, Ordering::Relaxed);
+        } else if callbacks != callbacks_seen {
+            failing_since = Some(now);
+        }
+        callbacks_seen = callbacks;
+        let failing_for = failing_since.map_or(Duration::ZERO, |t| now - t);
         let fatal = matches!(
             e.kind(),
             cpal::ErrorKind::DeviceNotAvailable
                 | cpal::ErrorKind::StreamInvalidated
                 | cpal::ErrorKind::DeviceChanged
-        ) || persistent >= LOST_AFTER_ERRORS;
+        ) || failing_for >= LOST_AFTER;
         if let Ok(mut last) = meters.last_error.lock() {
             *last = Some(format!("{direction} {device}: {e}"));
         }
-        let lost = match direction {
-            Direction::Input => &meters.input_lost,
-            Direction::Output => &meters.output_lost,
-        };
         if lost.load(Ordering::Relaxed) {
             // Some backends retry a vanished device forever: do not let that spin a core.
             std::thread::sleep(LOST_RETRY_PAUSE);
@@ -518,13 +525,19 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
             if !lost.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%device, %direction, error = %e, "sound device lost; the call goes on without it");
             }
-        } else if n <= 5 || n.is_multiple_of(1000) {
+            return;
+        }
+        if n <= 5 || n.is_multiple_of(1000) {
             tracing::warn!(%device, %direction, error = %e, errors = n, "sound device stream error");
         }
+        // This thread is failing, not playing: retry at most every millisecond.
+        std::thread::sleep(ERROR_RETRY_PAUSE);
     }
 }
 
 /// Pause per error once a side is lost (the error callback runs on the dead stream's thread).
-const LOST_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
-/// Errors other than xruns after which a side counts as lost even if the backend retries.
-const LOST_AFTER_ERRORS: u64 = 100;
+const LOST_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Pause per error before that.
+const ERROR_RETRY_PAUSE: Duration = Duration::from_millis(1);
+/// How long a side may fail with no data callback before it counts as lost.
+const LOST_AFTER: Duration = Duration::from_millis(500);
