@@ -6,6 +6,8 @@ pub mod call_handler;
 pub mod call_records;
 pub mod clock;
 pub mod demo_handler;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
