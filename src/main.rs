@@ -1,6 +1,15 @@
 //! `mediabot` command line: a thin layer over the library.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use mediabot::adapters::tls::TlsIdentity;
+use mediabot::emulator::server::{DEFAULT_APP_ID, DEFAULT_APP_SECRET};
+use mediabot::emulator::{Emulator, EmulatorConfig};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 /// Linux-native host for app-hosted media calling bots, with a local Graph calling emulator.
 #[derive(Debug, Parser)]
@@ -13,12 +22,248 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Emulator + bot in one process on loopback, a few scripted calls, and a report.
-    Demo,
+    Demo(DemoArgs),
+    /// The bot host against a Graph endpoint (real or emulator), with the demo application.
+    Serve(Box<mediabot::adapters::serve_command::ServeArgs>),
+    /// Sign a saved commsNotifications JSON with the emulator's key, POST it to a bot and show
+    /// what the bot did (status, action, deadline, the request it sent).
+    Replay(ReplayArgs),
+    /// The Graph calling emulator alone (REST, tokens, signed notifications, control API),
+    /// for a bot running elsewhere. Serves until Ctrl-C.
+    Emulator(Box<EmulatorArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// How long each caller stays on the line after the call is established (ms).
+    #[arg(long, default_value_t = 200)]
+    hold_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The saved notification (a commsNotifications body).
+    file: PathBuf,
+    /// The bot's notification URL. It must trust the emulator given by --emulator (a running
+    /// `mediabot emulator`). Without --bot the demo bot and an emulator start in-process.
+    #[arg(long)]
+    bot: Option<String>,
+    /// Base URL of the running emulator the bot trusts.
+    #[arg(long, default_value = "https://127.0.0.1:8443")]
+    emulator: String,
+    /// That emulator's certificate (PEM). Default: the file `mediabot emulator` writes for
+    /// the emulator's port in the temp directory.
+    #[arg(long)]
+    emulator_cert: Option<PathBuf>,
+    /// Print one JSON object (status, action, deadlineMs, request, …).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The bot's app (client) id registered with the emulated directory.
+    #[arg(long, default_value = DEFAULT_APP_ID)]
+    app_id: String,
+    /// Its client secret.
+    #[arg(long, default_value = DEFAULT_APP_SECRET)]
+    app_secret: String,
+    /// Tenant id of the directory and of rung calls.
+    #[arg(long)]
+    tenant_id: Option<String>,
+    /// Server certificate chain (PEM); with --tls-key. Default: self-signed for localhost.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where to write the server certificate (PEM) for bots to trust.
+    #[arg(long)]
+    cert_out: Option<PathBuf>,
+    /// A bot certificate (PEM) to trust when POSTing notifications; repeatable.
+    #[arg(long)]
+    trust_bot_cert: Vec<PathBuf>,
+    /// Accept any bot certificate (development only).
+    #[arg(long)]
+    accept_invalid_bot_certs: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
-        Command::Demo => anyhow::bail!("demo is not wired yet"),
+        Command::Demo(args) => runtime.block_on(demo(args)),
+        Command::Replay(args) => runtime.block_on(replay(args)),
+        Command::Emulator(args) => runtime.block_on(emulator(*args)),
+        // Builds its own runtime and tracing (the bot owner's entry point).
+        Command::Serve(args) => {
+            drop(runtime);
+            Ok(args.run_blocking()?)
+        }
     }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let calls = mediabot::emulator::demo::default_calls();
+    let report =
+        mediabot::emulator::demo::run(&calls, std::time::Duration::from_millis(args.hold_ms))
+            .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let body =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let report: serde_json::Value = match &args.bot {
+        None => {
+            let pair = mediabot::emulator::demo::start_pair(
+                mediabot::adapters::demo_handler::DemoHandlerConfig::default(),
+                mediabot::call::CallConfig::default(),
+            )
+            .await?;
+            let report = pair.emulator.replay(pair.bot.webhook_url(), &body).await?;
+            pair.bot.shutdown(std::time::Duration::from_secs(1)).await;
+            pair.emulator.shutdown().await;
+            serde_json::to_value(report)?
+        }
+        Some(bot) => {
+            let base = args.emulator.trim_end_matches('/');
+            let cert_path = args.emulator_cert.clone().unwrap_or_else(|| {
+                let port = base.rsplit(':').next().unwrap_or("8443");
+                std::env::temp_dir().join(format!("mediabot-emulator-{port}.pem"))
+            });
+            let certs = match std::fs::read(&cert_path) {
+                Ok(pem) => CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("parsing {}", cert_path.display()))?,
+                Err(_) => Vec::new(),
+            };
+            let client = mediabot::adapters::tls::https_client(&certs)?;
+            let json: serde_json::Value = serde_json::from_slice(&body)
+                .with_context(|| format!("{} is not JSON", args.file.display()))?;
+            let resp = client
+                .post(format!("{base}/emulator/v1/replay"))
+                .json(&serde_json::json!({ "botUrl": bot, "body": json }))
+                .send()
+                .await
+                .with_context(|| format!("reaching the emulator at {base}"))?;
+            let status = resp.status();
+            let v: serde_json::Value = resp.json().await?;
+            if !status.is_success() {
+                anyhow::bail!("the emulator refused the replay ({status}): {v}");
+            }
+            v
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let field = |k: &str| report.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    println!("call        {}", field("callId"));
+    println!(
+        "status      {} (the bot's answer to the notification)",
+        field("status")
+    );
+    println!("action      {}", field("action").as_str().unwrap_or("none"));
+    println!(
+        "deadlineMs  {} (from the {})",
+        field("deadlineMs"),
+        field("deadlineSource").as_str().unwrap_or("—")
+    );
+    match field("latencyMs").as_f64() {
+        Some(ms) => println!("latencyMs   {ms:.1} (notification sent → decision request received)"),
+        None => println!("latencyMs   —"),
+    }
+    match report.get("request").filter(|r| !r.is_null()) {
+        Some(r) => {
+            println!(
+                "request     {} {} → {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or(""),
+                r["status"]
+            );
+            println!("{}", serde_json::to_string_pretty(&r["body"])?);
+        }
+        None => println!("request     none"),
+    }
+    Ok(())
+}
+
+async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
+    let mut config = EmulatorConfig {
+        listen: args.listen,
+        app_id: args.app_id,
+        app_secret: args.app_secret,
+        accept_invalid_bot_certs: args.accept_invalid_bot_certs,
+        ..EmulatorConfig::default()
+    };
+    if let Some(t) = args.tenant_id {
+        config.model.tenant_id = t;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsIdentity::from_pem_files(cert, key)?);
+    }
+    for path in &args.trust_bot_cert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        config.trusted_bot_certs.extend(certs);
+    }
+    let emu = Emulator::start(config).await?;
+    let cert_path = args.cert_out.unwrap_or_else(|| {
+        let port = emu.base_url().rsplit(':').next().unwrap_or("0").to_owned();
+        std::env::temp_dir().join(format!("mediabot-emulator-{port}.pem"))
+    });
+    std::fs::write(&cert_path, emu.certificate_pem())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    let app = emu.app();
+    println!("mediabot emulator — local Graph calling service");
+    println!("  base URL        {}", emu.base_url());
+    println!(
+        "  Graph API       {}  (and {}/beta)",
+        emu.graph_url(),
+        emu.base_url()
+    );
+    println!("  token URL       {}", emu.token_url());
+    println!("  OpenID metadata {}", emu.openid_url());
+    println!("  app id          {}", app.client_id);
+    println!("  app secret      {}", app.client_secret);
+    println!("  tenant id       {}", app.tenant_id);
+    println!("  certificate     {}", cert_path.display());
+    println!("  control API     {}", emu.control_url());
+    println!(
+        "    ring a bot:    curl --cacert {} -X POST {}/calls -H 'content-type: application/json' \\",
+        cert_path.display(),
+        emu.control_url()
+    );
+    println!(
+        "                     -d '{{\"botUrl\":\"https://127.0.0.1:9443/api/calling\",\"scenario\":\"p2p\"}}'"
+    );
+    println!("    read a call:   GET {}/calls/{{id}}", emu.control_url());
+    println!("Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    emu.shutdown().await;
+    Ok(())
 }

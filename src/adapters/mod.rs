@@ -2,13 +2,22 @@
 //! shard threads, WebRTC transport, media sessions and their negotiation endpoint, recording
 //! writers, clock.
 
+pub mod bot;
+pub mod call_handler;
+pub mod call_records;
 pub mod call_room;
+pub mod clock;
+pub mod demo_handler;
+pub mod driver;
+pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
 pub mod media_host;
 pub mod negotiation;
 pub mod notification_auth;
 pub mod recording;
+pub mod serve_command;
 pub mod shard;
 pub mod tls;
+pub mod webhook;
 pub mod webrtc;

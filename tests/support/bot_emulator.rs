@@ -1,0 +1,84 @@
+//! Glue for end-to-end tests: the emulator and the bot on loopback HTTPS, trusting each other's
+//! self-signed certificates, and small waiting helpers.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediabot::adapters::bot::{Bot, BotConfig, BotHandle};
+use mediabot::adapters::call_handler::CallHandler;
+use mediabot::adapters::demo_handler::{DemoHandler, DemoHandlerConfig};
+use mediabot::call::{CallConfig, CallId, CallRecord};
+use mediabot::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+
+/// An emulator and a bot wired to it.
+pub struct Pair {
+    /// The emulated Graph calling service.
+    pub emu: EmulatorHandle,
+    /// The bot under test.
+    pub bot: BotHandle,
+}
+
+/// Starts the emulator and a bot using `handler` and `call` (deadlines, default decision).
+pub async fn start(handler: Arc<dyn CallHandler>, call: CallConfig) -> Pair {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator starts");
+    let app = emu.app().clone();
+    let mut cfg = BotConfig::new(
+        &app.client_id,
+        &app.client_secret,
+        &app.tenant_id,
+        &emu.graph_url(),
+        &emu.token_url(),
+        &emu.openid_url(),
+    );
+    cfg.extra_roots = vec![emu.certificate().clone()];
+    cfg.call = call;
+    let bot = Bot::start(cfg, handler).await.expect("bot starts");
+    emu.trust_bot_certificate(bot.certificate().clone())
+        .expect("trust bot certificate");
+    Pair { emu, bot }
+}
+
+/// Starts a pair with the demo handler.
+pub async fn start_demo(demo: DemoHandlerConfig, call: CallConfig) -> Pair {
+    start(Arc::new(DemoHandler::new(demo)), call).await
+}
+
+/// Polls the bot's record of `id` until `pred` holds (panics after `timeout`).
+pub async fn wait_bot(
+    bot: &BotHandle,
+    id: &str,
+    pred: impl Fn(&CallRecord) -> bool,
+    timeout: Duration,
+) -> CallRecord {
+    let id = CallId::from(id);
+    let give_up = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(r) = bot.record(&id)
+            && pred(&r)
+        {
+            return r;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            panic!("bot record of {id} never matched: {:?}", bot.record(&id));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls until `pred` holds for the bot's counters (panics after `timeout`).
+pub async fn wait_stats(
+    bot: &BotHandle,
+    pred: impl Fn(&mediabot::adapters::driver::DriverStats) -> bool,
+    timeout: Duration,
+) {
+    let give_up = tokio::time::Instant::now() + timeout;
+    while !pred(&bot.driver_stats()) {
+        if tokio::time::Instant::now() >= give_up {
+            panic!("driver stats never matched: {:?}", bot.driver_stats());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
