@@ -12,6 +12,7 @@ pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
+pub mod media_handler;
 pub mod media_host;
 pub mod negotiation;
 pub mod notification_auth;
