@@ -14,6 +14,7 @@
 //! | [`graph`] | the calling API as data: serde models, lenient reading, canonical writing | no |
 //! | [`call`] | call state machines and the calls table: `handle_*(now, …)` in, `poll_*` out | no |
 //! | [`media`] | the real-time core: frames, packets, jitter buffer, codec, mixer, rooms | no |
+//! | [`session`] | media sessions as data: the blob v1, tokens, the negotiation registry | no |
 //! | [`adapters`] | webhook server, Graph client, tokens, JWT verification, shard threads, clock | yes |
 //! | [`emulator`] | the local Graph calling service: REST, tokens, signed notifications, scenarios | yes |
 //! | [`netem`] | seeded network impairment (latency, jitter, bursty loss, reorder, duplication) | no |
@@ -54,3 +55,4 @@ pub mod emulator;
 pub mod graph;
 pub mod media;
 pub mod netem;
+pub mod session;

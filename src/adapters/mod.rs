@@ -1,9 +1,11 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
-//! shard threads, clock.
+//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, recording
+//! writers, clock.
 
 pub mod bot;
 pub mod call_handler;
 pub mod call_records;
+pub mod call_room;
 pub mod clock;
 pub mod demo_handler;
 #[cfg(feature = "device")]
@@ -12,9 +14,13 @@ pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
+pub mod media_handler;
+pub mod media_host;
+pub mod negotiation;
 pub mod notification_auth;
 pub mod recording;
 pub mod serve_command;
 pub mod shard;
 pub mod tls;
 pub mod webhook;
+pub mod webrtc;

@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod echo;
 pub mod endpoint;
 pub mod frame;
 pub mod histogram;

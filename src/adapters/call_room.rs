@@ -1,0 +1,191 @@
+//! The room the shard ticks for one answered call: the mixing [`Room`] plus what the call's
+//! behaviour adds around it, the ring of the call's egress, and counters the host can read.
+//!
+//! Each tick, on the shard thread:
+//! 1. if the call echoes, the echo endpoint gets the caller's voice from `delay` ago
+//!    ([`EchoDelay::output`]);
+//! 2. the room ticks (the call leg decodes, prompt / echo / leg are mixed, the leg's packet is
+//!    queued for the transport, the recorder tap reports);
+//! 3. the caller leg's decoded frame goes into the echo line, and the echo endpoint's own
+//!    input (what it "hears") is discarded;
+//! 4. the leg's counters are published to [`CallCounters`] (relaxed atomic stores);
+//! 5. the call's [`EgressSignal`] is rung, so the packet is written at once.
+//!
+//! The echo is fed from the **caller's own decoded frame**, not from the mix, so the bot
+//! echoes the caller and never its own greeting.
+//!
+//! # Realtime Safety
+//! [`CallRoom::new`] allocates (off-shard). [`ShardRoom::tick`] copies frames in place, stores
+//! atomics and makes one non-blocking `send(2)`: no allocation, no lock, no await.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use super::shard::ShardRoom;
+use super::webrtc::EgressSignal;
+use crate::media::echo::EchoDelay;
+use crate::media::endpoint::AppAudio;
+use crate::media::member::{Member, MemberKind};
+use crate::media::room::{MemberId, Room, RoomId};
+
+/// Counters of one call's media as seen by its room, published every tick.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    ticks: AtomicU64,
+    received: AtomicU64,
+    decodes: AtomicU64,
+    concealed: AtomicU64,
+    fec: AtomicU64,
+    decode_errors: AtomicU64,
+    silent_ticks: AtomicU64,
+    sent: AtomicU64,
+    output_dropped: AtomicU64,
+    echo_frames: AtomicU64,
+}
+
+/// A snapshot of [`CallCounters`].
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct CallRoomStats {
+    /// Ticks the room ran.
+    pub ticks: u64,
+    /// Packets the caller leg took from the transport into its jitter buffer.
+    pub packets_received: u64,
+    /// Packets decoded.
+    pub decodes: u64,
+    /// Frames concealed (PLC), including after failed decodes.
+    pub concealed_frames: u64,
+    /// Frames rebuilt from in-band FEC.
+    pub fec_frames: u64,
+    /// Packets the decoder rejected.
+    pub decode_errors: u64,
+    /// Ticks with nothing to play from the caller.
+    pub silent_ticks: u64,
+    /// Packets the room queued for the transport.
+    pub packets_sent: u64,
+    /// Packets dropped because the transport's queue was full.
+    pub output_dropped: u64,
+    /// Frames the echo endpoint was given.
+    pub echo_frames: u64,
+}
+
+impl CallCounters {
+    /// A snapshot.
+    pub fn snapshot(&self) -> CallRoomStats {
+        CallRoomStats {
+            ticks: self.ticks.load(Relaxed),
+            packets_received: self.received.load(Relaxed),
+            decodes: self.decodes.load(Relaxed),
+            concealed_frames: self.concealed.load(Relaxed),
+            fec_frames: self.fec.load(Relaxed),
+            decode_errors: self.decode_errors.load(Relaxed),
+            silent_ticks: self.silent_ticks.load(Relaxed),
+            packets_sent: self.sent.load(Relaxed),
+            output_dropped: self.output_dropped.load(Relaxed),
+            echo_frames: self.echo_frames.load(Relaxed),
+        }
+    }
+}
+
+/// The echo of a call: the delay line and the application side of the endpoint that plays it.
+#[derive(Debug)]
+pub struct Echo {
+    /// The delay line.
+    pub delay: EchoDelay,
+    /// The endpoint's application side (the endpoint member is in the room).
+    pub audio: AppAudio,
+}
+
+/// One call's room as its shard ticks it.
+#[derive(Debug)]
+pub struct CallRoom {
+    room: Room,
+    leg: MemberId,
+    echo: Option<Echo>,
+    egress: EgressSignal,
+    counters: Arc<CallCounters>,
+}
+
+impl CallRoom {
+    /// Wraps `room`, whose caller leg is member `leg`. Returns the room and its counters.
+    pub fn new(
+        room: Room,
+        leg: MemberId,
+        echo: Option<Echo>,
+        egress: EgressSignal,
+    ) -> (Self, Arc<CallCounters>) {
+        let counters = Arc::new(CallCounters::default());
+        (
+            Self {
+                room,
+                leg,
+                echo,
+                egress,
+                counters: Arc::clone(&counters),
+            },
+            counters,
+        )
+    }
+
+    /// The inner room.
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    fn publish(&self) {
+        let c = &self.counters;
+        c.ticks.store(self.room.stats().ticks, Relaxed);
+        let Some(MemberKind::CallLeg(leg)) = self.room.member(self.leg).map(Member::kind) else {
+            return;
+        };
+        let l = leg.counters();
+        c.received.store(l.received, Relaxed);
+        c.decodes.store(l.decodes, Relaxed);
+        c.concealed.store(l.concealments, Relaxed);
+        c.fec.store(l.fec_decodes, Relaxed);
+        c.decode_errors.store(l.decode_errors, Relaxed);
+        c.silent_ticks.store(l.silent_ticks, Relaxed);
+        c.sent.store(l.sent, Relaxed);
+        c.output_dropped.store(l.output_dropped, Relaxed);
+    }
+}
+
+impl ShardRoom for CallRoom {
+    type Id = RoomId;
+    type MemberId = MemberId;
+    type Member = Member;
+
+    fn id(&self) -> RoomId {
+        self.room.id()
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if let Some(echo) = &mut self.echo
+            && echo.audio.send(echo.delay.output())
+        {
+            self.counters.echo_frames.fetch_add(1, Relaxed);
+        }
+        self.room.tick(now);
+        if let Some(echo) = &mut self.echo {
+            match self.room.member(self.leg) {
+                Some(leg) => echo.delay.push(leg.frame()),
+                None => echo.delay.push(&crate::media::frame::AudioFrame::SILENCE),
+            }
+            while echo.audio.recv().is_some() {}
+        }
+        self.publish();
+        self.egress.notify();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.room.is_idle()
+    }
+
+    fn add_member(&mut self, member: Box<Member>) -> Result<(), Box<Member>> {
+        self.room.add_member(member)
+    }
+
+    fn remove_member(&mut self, id: MemberId) -> Option<Box<Member>> {
+        self.room.remove_member(id)
+    }
+}

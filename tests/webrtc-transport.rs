@@ -1,0 +1,240 @@
+//! Real WebRTC (ICE, DTLS-SRTP, webrtc-rs 0.21) between an offerer and an answerer on
+//! 127.0.0.1, through the LegQueues a shard would use: speech each way with RTP fields
+//! intact, DTMF as events, and clean teardown from either side.
+
+mod webrtc_support;
+
+use std::time::Duration;
+
+use mediabot::adapters::webrtc::{MediaEvent, MediaTransportConfig, SessionState};
+use mediabot::media::analysis::{align, correlation, overlap};
+use mediabot::media::codec::{CodecBackend, OpusDecoder};
+use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::packet::RtpPacket;
+use webrtc_support::*;
+
+const SECONDS: f32 = 2.5;
+
+/// Checks the received stream against what was sent and returns the decoded audio.
+fn check_stream(got: &[RtpPacket], sent: usize, ssrc: u32, seq0: u16, ts0: u32) -> Vec<f32> {
+    assert!(
+        got.len() >= sent * 95 / 100,
+        "received {} of {sent}",
+        got.len()
+    );
+    let mut dec = OpusDecoder::new(CodecBackend::OpusRs).expect("decoder");
+    let mut out = Vec::with_capacity(sent * FRAME_SAMPLES);
+    let mut next = 0usize;
+    for p in got {
+        assert_eq!(p.meta.ssrc, ssrc);
+        let i = p.meta.seq.wrapping_sub(seq0) as usize;
+        assert!(
+            i >= next && i < sent,
+            "packet {i} out of order or unknown (next {next})"
+        );
+        assert_eq!(
+            p.meta.timestamp,
+            ts0.wrapping_add(960 * i as u32),
+            "timestamp of packet {i}"
+        );
+        assert_eq!(p.meta.marker, i == 0, "marker of packet {i}");
+        while next < i {
+            let mut f = AudioFrame::silence();
+            dec.conceal(&mut f).expect("conceal");
+            out.extend_from_slice(&f.samples);
+            next += 1;
+        }
+        let mut f = AudioFrame::silence();
+        dec.decode(p.payload.as_slice(), &mut f).expect("decode");
+        out.extend_from_slice(&f.samples);
+        next += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_flows_both_ways_with_rtp_fields_intact() {
+    let _serial = serial().await;
+    let (o, a, _) = connect(MediaTransportConfig::default()).await;
+    let src_o = frames("media/caller-48k.wav", SECONDS);
+    let src_a = frames("media/caller2-48k.wav", SECONDS);
+    let (pk_o, pk_a) = (encode(&src_o), encode(&src_a));
+    let n = pk_o.len();
+
+    let (o_seq, o_ts, a_seq, a_ts) = (65_500u16, 4_294_960_000u32, 1000u16, 77u32); // wraps
+    let (mut o_out, mut a_out) = (o.ends.outbound, a.ends.outbound);
+    let (o_sig, a_sig) = (o.signal, a.signal);
+    let send_o = tokio::spawn(async move {
+        play(&mut o_out, &o_sig, &pk_o, OFFERER_SSRC, o_seq, o_ts).await;
+        (o_out, o_sig)
+    });
+    let send_a = tokio::spawn(async move {
+        play(&mut a_out, &a_sig, &pk_a, ANSWERER_SSRC, a_seq, a_ts).await;
+        (a_out, a_sig)
+    });
+    let (mut a_in, mut o_in) = (a.ends.inbound, o.ends.inbound);
+    let recv_a = tokio::spawn(async move { collect(&mut a_in, n, Duration::from_secs(2)).await });
+    let recv_o = tokio::spawn(async move { collect(&mut o_in, n, Duration::from_secs(2)).await });
+    let (at_a, at_o) = (recv_a.await.unwrap(), recv_o.await.unwrap());
+    let _keep = (send_o.await.unwrap(), send_a.await.unwrap());
+
+    for (got, src, ssrc, seq0, ts0) in [
+        (&at_a, &src_o, OFFERER_SSRC, o_seq, o_ts),
+        (&at_o, &src_a, ANSWERER_SSRC, a_seq, a_ts),
+    ] {
+        let heard = check_stream(got, n, ssrc, seq0, ts0);
+        let reference: Vec<f32> = src.iter().flat_map(|f| f.samples).collect();
+        let al = align(&reference[..48_000], &heard[..48_000], FRAME_SAMPLES);
+        let (r, t) = overlap(&reference, &heard, al.lag);
+        let c = correlation(r, t);
+        assert!(c > 0.85, "decoded speech correlates {c} (lag {})", al.lag);
+    }
+
+    let (so, sa) = (o.session.stats(), a.session.stats());
+    assert_eq!(so.packets_out, n as u64);
+    assert_eq!(sa.packets_out, n as u64);
+    assert_eq!(sa.packets_queued, at_a.len() as u64);
+    assert_eq!(so.packets_queued, at_o.len() as u64);
+    assert_eq!(
+        sa.inbound_full_drops + sa.bad_payload_drops + sa.srtp_rejected,
+        0
+    );
+    assert!(so.connect_time.is_some() && sa.connect_time.is_some());
+    assert!(
+        sa.write_to_wire.count() > 0
+            && sa.recv_to_queue.count() > 0
+            && sa.queue_to_write.count() > 0
+    );
+    o.session.close().await;
+    a.session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_arrives_as_events_once_each() {
+    let _serial = serial().await;
+    let (o, mut a, _) = connect(MediaTransportConfig::default()).await;
+    o.session
+        .send_dtmf('5', Duration::from_millis(100))
+        .unwrap();
+    o.session
+        .send_dtmf('#', Duration::from_millis(250))
+        .unwrap();
+    assert_eq!(
+        o.session.send_dtmf('x', Duration::from_millis(100)),
+        Err(mediabot::adapters::webrtc::TransportError::BadDigit('x'))
+    );
+    let mut seen = Vec::new();
+    while let Some(ev) = next_event(&mut a.ends, Duration::from_secs(1)).await {
+        seen.push(ev);
+    }
+    let dtmf: Vec<(char, bool, Duration)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf {
+                digit,
+                end,
+                duration,
+            } => Some((digit.as_char(), *end, *duration)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dtmf,
+        vec![
+            ('5', false, Duration::ZERO),
+            ('5', true, Duration::from_millis(100)),
+            ('#', false, Duration::ZERO),
+            ('#', true, Duration::from_millis(250)),
+        ]
+    );
+    assert_eq!(a.session.stats().dtmf_events, 4);
+    assert_eq!(o.session.stats().dtmf_sent, 2);
+    o.session.close().await;
+    a.session.close().await;
+}
+
+async fn close_from(offerer_closes: bool) {
+    let _serial = serial().await;
+    let tasks0 = alive_tasks();
+    let sockets0 = open_sockets();
+    {
+        let (mut o, mut a, _) = connect(MediaTransportConfig::default()).await;
+        let (closer, other) = if offerer_closes {
+            (&mut o, &mut a)
+        } else {
+            (&mut a, &mut o)
+        };
+        closer.session.close().await;
+        assert_eq!(closer.session.state(), SessionState::Closed);
+        assert_eq!(
+            next_event(&mut closer.ends, Duration::from_secs(1)).await,
+            Some(MediaEvent::Closed)
+        );
+        closer.session.close().await; // idempotent
+        assert_eq!(
+            next_event(&mut other.ends, Duration::from_secs(5)).await,
+            Some(MediaEvent::Closed),
+            "the remote's close ends this session too"
+        );
+        assert_eq!(other.session.state(), SessionState::Closed);
+        other.session.close().await;
+    }
+    // Everything the pair started has ended and every socket is closed.
+    let mut settled = false;
+    for _ in 0..100 {
+        if alive_tasks() <= tasks0 && open_sockets() <= sockets0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        settled,
+        "tasks {} -> {}, sockets {} -> {}: {}",
+        tasks0,
+        alive_tasks(),
+        sockets0,
+        open_sockets(),
+        describe_sockets()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_by_offerer_ends_both_sessions_and_frees_everything() {
+    close_from(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_by_answerer_ends_both_sessions_and_frees_everything() {
+    close_from(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertises_the_configured_public_address() {
+    let _serial = serial().await;
+    let public = mediabot::adapters::webrtc::PublicAddress {
+        ip: "203.0.113.7".parse().unwrap(),
+        port: Some(3478),
+    };
+    let t = mediabot::adapters::webrtc::MediaTransport::new(
+        MediaTransportConfig::default().with_public_address(public),
+    );
+    let (offer_leg, _o_ends, _o_sig) = leg(OFFERER_SSRC);
+    let (offer, _pending) =
+        mediabot::adapters::webrtc::MediaTransport::new(MediaTransportConfig::default())
+            .create_offer(offer_leg)
+            .await
+            .expect("offer");
+    let (l, _ends, _sig) = leg(ANSWERER_SSRC);
+    let (answer, session) = t.accept_offer(&offer, l).await.expect("answer");
+    let candidates = mediabot::adapters::webrtc::sdp::candidate_addrs(&answer);
+    assert!(!candidates.is_empty());
+    for c in candidates {
+        assert_eq!(
+            c,
+            "203.0.113.7:3478".parse::<std::net::SocketAddr>().unwrap(),
+            "{answer}"
+        );
+    }
+    session.close().await;
+}
