@@ -35,6 +35,8 @@ enum Command {
     /// The Graph calling emulator alone (REST, tokens, signed notifications, control API),
     /// for a bot running elsewhere. Serves until Ctrl-C.
     Emulator(Box<EmulatorArgs>),
+    /// Sound devices (input and output) and the configurations they support (feature `device`).
+    Devices,
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +160,7 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => runtime.block_on(load(args)),
         Command::Replay(args) => runtime.block_on(replay(args)),
         Command::Emulator(args) => runtime.block_on(emulator(*args)),
+        Command::Devices => devices(),
         // Builds its own runtime and tracing (the bot owner's entry point).
         Command::Serve(args) => {
             drop(runtime);
@@ -379,5 +382,31 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         .await
         .context("waiting for Ctrl-C")?;
     emu.shutdown().await;
+    Ok(())
+}
+
+#[cfg(feature = "device")]
+fn devices() -> anyhow::Result<()> {
+    let list = mediabot::adapters::device::list_devices()?;
+    if list.is_empty() {
+        println!("no sound devices");
+    }
+    for d in list {
+        println!("{}", d.name);
+        if !d.description.is_empty() {
+            println!("    {}", d.description.replace('\n', " / "));
+        }
+        for (side, configs) in [("input", &d.input), ("output", &d.output)] {
+            for c in configs {
+                println!("    {side:6}  {c}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "device"))]
+fn devices() -> anyhow::Result<()> {
+    println!("mediabot was built without sound device support: rebuild with `--features device`");
     Ok(())
 }

@@ -24,7 +24,9 @@ async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
     assert!(parsed.negotiate_uri.starts_with(&bot.base));
 
     let p = peer().await;
+    let posted = std::time::Instant::now();
     let r = offer(&bot, &parsed, parsed.token.as_str(), &p.offer).await;
+    let answered_in = posted.elapsed();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["content-type"], "application/sdp");
     assert_eq!(
@@ -53,6 +55,14 @@ async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
     .await;
     let stats = bot.host.stats(&call).expect("stats");
     assert!(stats.connect_time.is_some());
+    println!(
+        "POST offer → 201 answer: {answered_in:?}; media connect: {:?}; packets in {} / out {}; \
+         concealed frames {}",
+        stats.connect_time.unwrap_or_default(),
+        stats.transport.packets_in,
+        stats.transport.packets_out,
+        stats.room.concealed_frames
+    );
     assert!(stats.transport.packets_in >= 25);
     assert!(stats.transport.packets_out >= 25);
     assert!(stats.room.echo_frames > 0);

@@ -1,6 +1,7 @@
 //! `MediaBot`: the bot host with its own media — the [`Bot`] (webhook, driver, Graph client)
-//! plus a [`MediaHost`] whose WHIP-style negotiation endpoint is served over HTTPS, and an
-//! application ([`MediaCallHandler`]) that answers with a real app-hosted blob.
+//! plus a [`MediaHost`] whose WHIP-style negotiation endpoint is served over HTTPS, and the
+//! [`DemoHandler`] policy wrapped in a [`MediaCallHandler`], so answers carry a real
+//! app-hosted blob.
 //!
 //! The default behaviour (what `mediabot demo` and `mediabot serve` run, configurable through
 //! [`MediaBotConfig`]):
@@ -27,13 +28,13 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::call::wire::{MediaConfig, Modality};
-use crate::call::{Answer, CallEvent, CallId, Decision, IncomingCall};
+use crate::call::{CallEvent, CallId, Decision, IncomingCall};
 
 use super::bot::{Bot, BotConfig, BotError, BotHandle};
 use super::call_handler::CallHandler;
 use super::demo_handler::{DemoAction, DemoHandler, DemoHandlerConfig};
 use super::graph_client::BoxFuture;
+use super::media_handler::MediaCallHandler;
 use super::media_host::{
     BehaviourConfig, CallBehaviour, EndReason, MediaHost, MediaHostConfig, MediaHostError,
     MediaHostEvent, SessionEvent, SessionStats,
@@ -129,57 +130,27 @@ pub struct MediaOutcome {
     pub dtmf: u64,
 }
 
-/// The application: [`DemoHandler`]'s policy, with answers carrying a real media session.
+/// Keeps each call's last media statistics as the call ends (before the wrapped
+/// [`MediaCallHandler`] ends the session and they are gone).
 #[derive(Debug)]
-pub struct MediaCallHandler {
-    policy: DemoHandler,
+struct StatsTap<H> {
+    inner: H,
     host: MediaHost,
-    behaviour: CallBehaviour,
     shared: Arc<Shared>,
 }
 
-impl CallHandler for MediaCallHandler {
+impl<H: CallHandler> CallHandler for StatsTap<H> {
     fn on_incoming(&self, call: IncomingCall) -> BoxFuture<'static, Decision> {
-        if *self.policy.action_for(&call) != DemoAction::Answer {
-            return match self.policy.decision_for(&call) {
-                Some(d) => Box::pin(std::future::ready(d)),
-                None => Box::pin(std::future::pending()),
-            };
-        }
-        let decision = match self
-            .host
-            .create_session(&call.call_id, self.behaviour.clone())
-        {
-            Ok(blob) => Decision::Answer(Answer {
-                media_config: MediaConfig::app_hosted(blob.to_json()),
-                accepted_modalities: vec![Modality::Audio],
-                participant_capacity: None,
-            }),
-            Err(e) => {
-                // No media to offer (table full, duplicate): fall back to the policy's blob-
-                // less decision path — the configured default decision applies.
-                tracing::warn!(call = %call.call_id, error = %e, "no media session");
-                return Box::pin(std::future::pending());
-            }
-        };
-        Box::pin(std::future::ready(decision))
+        self.inner.on_incoming(call)
     }
 
     fn on_event(&self, event: &CallEvent) {
-        let call_id = match event {
-            CallEvent::Terminated { call_id, .. } | CallEvent::Failed { call_id, .. } => call_id,
-            _ => return,
-        };
-        let host = self.host.clone();
-        let shared = Arc::clone(&self.shared);
-        let call_id = call_id.clone();
-        // Called on the driver task: the teardown (awaits the transport's close) runs apart.
-        tokio::spawn(async move {
-            if let Some(stats) = host.stats(&call_id) {
-                shared.outcome(&call_id).last_stats = Some(stats);
-            }
-            host.end_session(&call_id).await;
-        });
+        if let CallEvent::Terminated { call_id, .. } | CallEvent::Failed { call_id, .. } = event
+            && let Some(stats) = self.host.stats(call_id)
+        {
+            self.shared.outcome(call_id).last_stats = Some(stats);
+        }
+        self.inner.on_event(event);
     }
 }
 
@@ -290,10 +261,13 @@ impl MediaBot {
             }
         };
         let shared = Arc::new(Shared::default());
-        let handler = MediaCallHandler {
-            policy: DemoHandler::new(cfg.policy.clone()),
+        let handler = StatsTap {
+            inner: MediaCallHandler::new(
+                DemoHandler::new(cfg.policy.clone()),
+                host.clone(),
+                behaviour,
+            ),
             host: host.clone(),
-            behaviour,
             shared: Arc::clone(&shared),
         };
         let bot = match Bot::start(cfg.bot.clone(), Arc::new(handler)).await {

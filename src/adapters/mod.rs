@@ -8,11 +8,14 @@ pub mod call_records;
 pub mod call_room;
 pub mod clock;
 pub mod demo_handler;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
 pub mod media_bot;
+pub mod media_handler;
 pub mod media_host;
 pub mod negotiation;
 pub mod notification_auth;

@@ -41,6 +41,13 @@ impl AppAudio {
         self.from_room.pop().ok()
     }
 
+    /// Splits into the raw queue ends — the producer into the room and the consumer of what
+    /// the room delivers — so two threads (e.g. a sound card's capture and playback callbacks)
+    /// can each own one. The drop counter stays behind: the new owners count their own.
+    pub fn into_queues(self) -> (Producer<AudioFrame>, Consumer<AudioFrame>) {
+        (self.to_room, self.from_room)
+    }
+
     /// Frames the application offered while the room's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped

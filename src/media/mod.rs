@@ -21,4 +21,5 @@ pub mod recorder;
 pub mod resample;
 pub mod room;
 pub mod speaker;
+pub mod stream_resampler;
 pub mod ticker;

@@ -75,6 +75,21 @@ impl Resampler {
         })
     }
 
+    /// Input samples per filter phase step (the reduced ratio is `up / down`).
+    pub(crate) fn ratio(&self) -> (usize, usize) {
+        (self.up, self.down)
+    }
+
+    /// Filter length in input samples.
+    pub(crate) fn taps(&self) -> usize {
+        self.taps
+    }
+
+    /// The coefficients of one polyphase branch (`phase < up`), oldest input first.
+    pub(crate) fn phase(&self, phase: usize) -> &[f32] {
+        &self.table[phase * self.taps..(phase + 1) * self.taps]
+    }
+
     /// Number of output samples [`Self::process`] produces for `input_len` input samples.
     pub fn output_len(&self, input_len: usize) -> usize {
         (input_len * self.up).div_ceil(self.down)

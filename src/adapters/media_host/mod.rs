@@ -24,9 +24,14 @@
 //!
 //! # Threads and tasks per call
 //!
-//! One webrtc session (its own tasks and UDP socket), one egress task (rung by the room after
-//! each tick), one event forwarder task, and, when recording, one writer task. All end when
-//! the session ends.
+//! One webrtc session (its own tasks and UDP socket), one egress task and its socket pair
+//! (rung by the call's room after each tick: the egress is per call, not per shard, so the
+//! room needs no knowledge of where it was placed), one event forwarder task, and, when
+//! recording, one writer thread ([`super::recording::RecordingWriter::spawn`]). All end when
+//! the session ends (`tests/media-session-cleanup.rs` counts fds and threads).
+//!
+//! The transport's `accept_offer` future is not `Send` yet, so it runs on a blocking-pool
+//! thread (see `build::accept`); the rest of negotiation runs in the handler's task.
 
 mod build;
 mod config;
