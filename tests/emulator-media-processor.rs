@@ -389,11 +389,14 @@ async fn the_bot_receives_the_mix_of_two_participants_over_webrtc() {
     let received = std::mem::take(&mut *echo.state.received.lock().expect("lock"));
     let to_bot = decode(&received);
 
-    let a = &report.participants[0].sent;
-    let b = &report.participants[1].sent;
+    // The participants were held silent until media connected; the room's first packet to
+    // the bot carries their first words. Start both timelines there.
+    let start = mediabot::emulator::media::round_trip::first_audio_in(&report.participants[0].sent)
+        .expect("the caller spoke");
+    let a = &report.participants[0].sent[start..];
+    let b = &report.participants[1].sent[start..];
     let n = to_bot.len().min(a.len()).min(b.len()).min(48_000 * 2);
     let sum: Vec<f32> = a[..n].iter().zip(&b[..n]).map(|(x, y)| x + y).collect();
-    // The bot's stream starts when media connected; align on the mix.
     let al = align(&to_bot[..n], &sum[..n], 9_600);
     let (t, r) = overlap(&to_bot[..n], &sum[..n], al.lag);
     let c_sum = correlation(r, t);
