@@ -46,7 +46,7 @@ fn loopback_bot(
                 _ = &mut stop_rx => break,
             }
             while let Some(mut p) = port.pop() {
-                got.push(p.clone());
+                got.push(p);
                 p.arrival = Instant::now();
                 port.push(p);
             }
@@ -253,7 +253,7 @@ async fn echo_offer(State(peer): State<EchoPeer>, headers: HeaderMap, body: Byte
                 break;
             }
             while let Ok(mut p) = ends.inbound.pop() {
-                received.lock().expect("lock").push(p.clone());
+                received.lock().expect("lock").push(p);
                 p.meta.ssrc = ECHO_SSRC;
                 p.arrival = Instant::now();
                 let _ = ends.outbound.push(p);
