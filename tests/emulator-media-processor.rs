@@ -342,6 +342,12 @@ async fn the_caller_hears_its_own_speech_back_through_a_webrtc_echo_peer() {
         .expect("joins");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let report = leg.leave().await;
+    // The room is gone from the emulator's shard.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mp.shard_stats().iter().map(|s| s.rooms).sum::<u64>() > 0 {
+        assert!(Instant::now() < deadline, "room still on its shard");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     mp.shutdown().expect("shards stop");
 
     let rt = report
@@ -369,6 +375,41 @@ async fn the_caller_hears_its_own_speech_back_through_a_webrtc_echo_peer() {
     assert_eq!(report.delete_status, Some(200));
     assert_eq!(*echo.state.deletes.lock().expect("lock"), 1);
     assert_eq!(report.end, Some(LegEnd::Left));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_concurrent_calls_each_hear_their_own_echo() {
+    let echo = echo_peer().await;
+    let mp = processor(&echo.cert);
+    let joins = (0..3).map(|i| {
+        let mp = mp.clone();
+        let blob = echo.blob.clone();
+        let caller = if i % 2 == 0 {
+            ParticipantMedia::caller()
+        } else {
+            ParticipantMedia::second()
+        };
+        tokio::spawn(async move { mp.join(&format!("call-{i}"), &blob, vec![caller]).await })
+    });
+    let mut legs = Vec::new();
+    for j in joins {
+        legs.push(j.await.expect("join task").expect("joins"));
+    }
+    assert_eq!(mp.shard_stats().iter().map(|s| s.rooms).sum::<u64>(), 3);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for leg in legs {
+        let report = leg.leave().await;
+        let rt = report
+            .round_trip(0, Duration::from_secs(1))
+            .expect("speech sent");
+        eprintln!(
+            "{}: round trip {:.1} ms, correlation {:.3}",
+            report.call_id, rt.delay_ms, rt.correlation
+        );
+        assert!(rt.correlation >= 0.8, "{}: {rt:?}", report.call_id);
+        assert_eq!(report.participants[0].underruns, 0);
+    }
+    mp.shutdown().expect("shards stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
