@@ -219,7 +219,7 @@ struct EchoPeer {
     token: String,
     /// Packets received from the media processor.
     received: Arc<Mutex<Vec<RtpPacket>>>,
-    sessions: Arc<Mutex<Vec<MediaSession>>>,
+    sessions: Arc<Mutex<Vec<(String, MediaSession)>>>,
     deletes: Arc<Mutex<u32>>,
 }
 
@@ -243,7 +243,15 @@ async fn echo_offer(State(peer): State<EchoPeer>, headers: HeaderMap, body: Byte
     let Ok((answer, session)) = accepted else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    peer.sessions.lock().expect("lock").push(session);
+    let resource = {
+        let mut sessions = peer.sessions.lock().expect("lock");
+        let resource = format!(
+            "echo-{}",
+            sessions.len() + *peer.deletes.lock().expect("lock") as usize
+        );
+        sessions.push((resource.clone(), session));
+        resource
+    };
     let received = Arc::clone(&peer.received);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(2));
@@ -269,20 +277,24 @@ async fn echo_offer(State(peer): State<EchoPeer>, headers: HeaderMap, body: Byte
     (
         StatusCode::CREATED,
         [
-            (header::CONTENT_TYPE, "application/sdp"),
-            (header::LOCATION, "/media/v1/sessions/echo"),
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, format!("/media/v1/sessions/{resource}")),
         ],
         answer,
     )
         .into_response()
 }
 
-async fn echo_delete(State(peer): State<EchoPeer>, Path(_id): Path<String>) -> StatusCode {
-    *peer.deletes.lock().expect("lock") += 1;
-    let sessions = std::mem::take(&mut *peer.sessions.lock().expect("lock"));
-    for s in sessions {
-        s.close().await;
-    }
+async fn echo_delete(State(peer): State<EchoPeer>, Path(id): Path<String>) -> StatusCode {
+    let session = {
+        let mut sessions = peer.sessions.lock().expect("lock");
+        let Some(i) = sessions.iter().position(|(r, _)| *r == id) else {
+            return StatusCode::NOT_FOUND;
+        };
+        *peer.deletes.lock().expect("lock") += 1;
+        sessions.remove(i).1
+    };
+    session.close().await;
     StatusCode::OK
 }
 

@@ -183,6 +183,8 @@ pub struct RoundTripSummary {
     pub delay_ms: f64,
     /// Normalized cross-correlation at that delay.
     pub correlation: f32,
+    /// How much the delay moved during the call, ms.
+    pub delay_spread_ms: f64,
 }
 
 /// The media part of a call record (`media` in `GET /emulator/v1/calls/{id}`).
@@ -499,6 +501,7 @@ async fn run_call(shared: Arc<Shared>, id: String, request: MediaRequest, blob: 
         c.record.round_trip = round_trip.map(|r| RoundTripSummary {
             delay_ms: (r.delay_ms * 1e3).round() / 1e3,
             correlation: r.correlation,
+            delay_spread_ms: r.delay_spread_ms,
         });
         c.report = Some(report);
         c.task = None;
