@@ -18,7 +18,8 @@
 //!
 //! The search reference is an excerpt of what was sent: [`EXCERPT`] of audio from where the
 //! speech starts (the first frame above [`SILENCE_DBFS`]), so leading silence never
-//! dominates. The delay is then tracked over all the speech in 1 s segments (±60 ms): on a
+//! dominates. The delay is then tracked over all the speech in 1 s segments (whole-frame moves of
+//! up to ±2 frames): on a
 //! real path it moves by whole frames when a jitter buffer adapts or a loaded shard skips a
 //! tick, and one fixed lag would misjudge the rest of the call.
 
@@ -39,8 +40,11 @@ pub const FINE_RADIUS: usize = 96;
 pub const EXCERPT: Duration = Duration::from_secs(3);
 /// Length of the segments the delay is tracked over.
 const SEGMENT: usize = 48_000;
-/// How far (48 kHz samples, 60 ms) a segment's delay may move from the excerpt's.
-const TRACK_RADIUS: usize = 2_880;
+/// How far (48 kHz samples, 40 ms: two frames, plus the fine radius) a segment's delay may
+/// move from the excerpt's.
+const TRACK_RADIUS: usize = 2 * FRAME_SAMPLES + TRACK_FINE;
+/// Half-width of each segment's fine search around a whole-frame move (0.5 ms).
+const TRACK_FINE: usize = 24;
 /// A 20 ms frame whose RMS is below this (dBFS) counts as silence.
 pub const SILENCE_DBFS: f32 = -45.0;
 
@@ -72,7 +76,8 @@ impl RoundTrip {
 /// Finds the delay in `min_delay..=max_delay` at which `sent` (the participant's own speech)
 /// best reappears in `heard`, by normalized cross-correlation (see the module docs). The
 /// delay is searched with an excerpt, then tracked over **all** the speech sent (first to
-/// last non-silent frame) in 1 s segments, each within ±60 ms of the excerpt's delay: the
+/// last non-silent frame) in 1 s segments, each at the excerpt's delay moved by 0, ±1 or ±2
+/// whole frames (±0.5 ms): the
 /// delay reported is the segments' median, the correlation that of all segments, each at its
 /// own delay, and [`RoundTrip::delay_spread_ms`] says how much the delay moved.
 ///
@@ -120,8 +125,21 @@ pub fn round_trip(
             break;
         }
         let hi = track_hi.min(test.len() - FRAME_SAMPLES);
-        let coarse = coarse_search(seg, test, track_lo, hi);
-        let (seg_lag, _) = fine_search(seg, test, coarse, track_lo, hi);
+        // Delays move by whole frames: try the excerpt's delay and ±1, ±2 frames from it.
+        let mut best = (lag.clamp(track_lo, hi), f32::NEG_INFINITY);
+        for k in -2isize..=2 {
+            let Some(candidate) = lag.checked_add_signed(k * FRAME_SAMPLES as isize) else {
+                continue;
+            };
+            if candidate < track_lo || candidate > hi {
+                continue;
+            }
+            let found = fine_search_within(seg, test, candidate, TRACK_FINE, track_lo, hi);
+            if found.1 > best.1 {
+                best = found;
+            }
+        }
+        let seg_lag = best.0;
         let (r, t) = overlap(seg, test, seg_lag as isize);
         let (x, y, z) = sums(r, t);
         ab += x;
@@ -270,8 +288,20 @@ fn fine_search(
     min_lag: usize,
     max_lag: usize,
 ) -> (usize, f32) {
-    let base = coarse.saturating_sub(FINE_RADIUS).max(min_lag);
-    let top = (coarse + FINE_RADIUS).min(max_lag);
+    fine_search_within(reference, test, coarse, FINE_RADIUS, min_lag, max_lag)
+}
+
+/// [`fine_search`] within ±`radius` samples of `coarse`.
+fn fine_search_within(
+    reference: &[f32],
+    test: &[f32],
+    coarse: usize,
+    radius: usize,
+    min_lag: usize,
+    max_lag: usize,
+) -> (usize, f32) {
+    let base = coarse.saturating_sub(radius).max(min_lag);
+    let top = (coarse + radius).min(max_lag);
     let end = (top + reference.len()).min(test.len());
     let shifted = &test[base.min(end)..end];
     // `align` searches ±radius around 0; centre it on the middle of base..=top.
