@@ -77,9 +77,9 @@ impl RoundTrip {
 /// best reappears in `heard`, by normalized cross-correlation (see the module docs). The
 /// delay is searched with an excerpt, then tracked over **all** the speech sent (first to
 /// last non-silent frame) in 1 s segments, each at the excerpt's delay moved by 0, ±1 or ±2
-/// whole frames (±0.5 ms): the
-/// delay reported is the segments' median, the correlation that of all segments, each at its
-/// own delay, and [`RoundTrip::delay_spread_ms`] says how much the delay moved.
+/// whole frames (±0.5 ms): the delay reported is the segments' median, the correlation that
+/// of all segments, each at its own delay, and [`RoundTrip::delay_spread_ms`] says how much
+/// the delay moved.
 ///
 /// Returns `None` when `sent` holds no speech, or `heard` is too short to hold the excerpt at
 /// `min_delay`. A returned correlation near 0 means the speech did not come back.
