@@ -511,3 +511,58 @@ fn outbound_rtp_headers_follow_rfc3550() {
         "one talk spurt restart"
     );
 }
+
+#[test]
+fn lost_packets_are_rebuilt_from_fec_and_garbage_is_concealed() {
+    let ticks = 120;
+    let voice = speech("caller-48k.wav", ticks);
+    let mut room = room();
+    let fec = EncoderConfig {
+        inband_fec: true,
+        expected_loss_pct: 20,
+        ..EncoderConfig::default()
+    };
+    let (m, port) =
+        Member::call_leg_with_port(MemberId(1), &room_support::leg_config(1), 8).expect("leg");
+    let mut talker = room_support::Peer::with_encoder(1, port, &fec);
+    room.add_member(m).unwrap();
+    let (g, mut garbler) = leg(2, 8);
+    room.add_member(g).unwrap();
+    let (l, mut listener) = leg(3, 8);
+    room.add_member(l).unwrap();
+    // Code-3 TOC with a frame count of 0: invalid (RFC 6716 §3.2.5).
+    let garbage = mediabot::media::packet::OpusPacket::from_slice(&[0xfb, 0x00]).unwrap();
+    let t0 = Instant::now();
+    for (tick, frame) in voice.iter().enumerate() {
+        let now = t0 + TICK * tick as u32;
+        if tick % 10 == 4 {
+            talker.lose();
+        } else {
+            talker.say(frame, None, now);
+        }
+        garbler.send_payload(garbage, None, now);
+        room.tick(now);
+        listener.listen();
+    }
+    let counters = |id| match room.member(MemberId(id)).unwrap().kind() {
+        MemberKind::CallLeg(leg) => *leg.counters(),
+        other => panic!("not a leg: {other:?}"),
+    };
+    let t = counters(1);
+    assert!(t.fec_decodes >= 5, "{t:?}");
+    let g = counters(2);
+    assert_eq!(g.decodes, 0);
+    assert!(g.decode_errors >= ticks as u64 - 3, "{g:?}");
+    assert_eq!(g.decode_errors, room.stats().decode_errors);
+    // The listener hears the talker through the losses.
+    let lag = find_lag(&concat(&voice), &listener.heard_signal(), 4_000);
+    let c = correlation_at(&concat(&voice), &listener.heard_signal(), lag);
+    let garbler_active = room.member(MemberId(2)).unwrap().active_ticks();
+    // Lower than a clean path: a frame in ten is FEC-rebuilt, FEC takes bits from the 32 kbit/s,
+    // and the jitter buffer's delay moves while it adapts to the losses.
+    assert!(
+        c > 0.5,
+        "{c} at {lag}; garbler active {garbler_active} ticks"
+    );
+    assert_eq!(garbler_active, 0);
+}

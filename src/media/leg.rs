@@ -66,7 +66,7 @@ pub enum PlayoutMark {
     /// A packet was played (see [`CallLeg::played_packet`]); it may have been decoded or,
     /// when RFC 6464 said it was silent, skipped.
     Packet,
-    /// A missing packet rebuilt from the next packet's in-band FEC.
+    /// A missing packet decoded from the next packet (its in-band FEC, else PLC).
     Fec,
     /// A missing packet concealed (PLC).
     Concealed,
@@ -132,7 +132,8 @@ pub struct LegCounters {
     pub decodes: u64,
     /// Packets not decoded because RFC 6464 said the sender was silent.
     pub skipped_decodes: u64,
-    /// Frames rebuilt from in-band FEC.
+    /// Missing frames decoded with `decode_fec` from the next packet (its in-band FEC when it
+    /// carries some; the decoder falls back to PLC when it does not).
     pub fec_decodes: u64,
     /// Frames concealed (PLC), including after a failed decode.
     pub concealments: u64,

@@ -48,7 +48,7 @@ pub enum RecordEntry {
         /// The Opus payload as received.
         payload: OpusPacket,
     },
-    /// A lost packet rebuilt from the next packet's in-band FEC.
+    /// A lost packet rebuilt from the next packet (in-band FEC, or PLC if it carried none).
     Fec,
     /// A lost packet concealed (PLC).
     Concealed,
@@ -240,3 +240,49 @@ impl TimelineCheck {
 
 /// Largest number of call legs one tap records.
 pub const MAX_RECORDED_LEGS: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(tick: u64, stream: RecordStream) -> RecordEvent {
+        RecordEvent {
+            tick,
+            stream,
+            entry: RecordEntry::Silence,
+        }
+    }
+
+    #[test]
+    fn timeline_check_reports_gaps_and_rejects_repeats() {
+        let leg = RecordStream::Leg(MemberId(1));
+        let mut check = TimelineCheck::new();
+        assert_eq!(check.observe(&ev(0, leg)), Ok(0));
+        assert_eq!(check.observe(&ev(0, RecordStream::Mix)), Ok(0));
+        assert_eq!(check.observe(&ev(3, leg)), Ok(2));
+        assert_eq!(check.observe(&ev(3, leg)), Err(4));
+        assert_eq!(check.ticks(leg), 4);
+        assert_eq!(check.ticks(RecordStream::Mix), 1);
+        assert_eq!(check.lost(), 2);
+    }
+
+    #[test]
+    fn tap_numbers_ticks_and_counts_drops() {
+        let config = RecorderConfig {
+            legs: vec![MemberId(1)],
+            mix: false,
+            capacity: 1,
+        };
+        let (mut tap, mut rx) = RecorderTap::new(&config);
+        for _ in 0..3 {
+            tap.record_leg(MemberId(1), None);
+            tap.end_tick();
+        }
+        assert_eq!(tap.counters().events, 1);
+        assert_eq!(tap.counters().dropped, 2);
+        let first = rx.pop().unwrap();
+        assert_eq!((first.tick, first.entry), (0, RecordEntry::Absent));
+        tap.record_leg(MemberId(1), None);
+        assert_eq!(rx.pop().unwrap().tick, 3);
+    }
+}

@@ -96,11 +96,11 @@ pub struct RoomStats {
     pub members: usize,
     /// Speakers mixed in the last tick.
     pub speakers: usize,
-    /// Members added / removed / refused (room full or duplicate id).
+    /// Members added.
     pub added: u64,
     /// Members removed.
     pub removed: u64,
-    /// Members refused by [`Room::add_member`].
+    /// Members refused by [`Room::add_member`] (room full or duplicate id).
     pub refused: u64,
     /// Opus packets decoded (all legs).
     pub decodes: u64,
@@ -147,22 +147,25 @@ impl Room {
     ///
     /// # Errors
     /// [`RoomError::InvalidConfig`] for `max_members` 0 or above [`MAX_ROOM_MEMBERS`], or
-    /// `max_speakers` 0 or above `max_members`; [`RoomError::Codec`] if the encoder refuses.
+    /// `max_speakers` 0 (above `max_members` it is capped); [`RoomError::Codec`] if the
+    /// encoder refuses.
     pub fn new(id: RoomId, config: RoomConfig) -> Result<Self, RoomError> {
         if config.max_members == 0 || config.max_members > MAX_ROOM_MEMBERS {
             return Err(RoomError::InvalidConfig("max_members outside 1..=4096"));
         }
-        if config.max_speakers == 0 || config.max_speakers > config.max_members {
-            return Err(RoomError::InvalidConfig(
-                "max_speakers outside 1..=max_members",
-            ));
+        if config.max_speakers == 0 {
+            return Err(RoomError::InvalidConfig("max_speakers is 0"));
         }
         Ok(Self {
             id,
             config,
             slots: (0..config.max_members).map(|_| None).collect(),
             activity: vec![Activity::IDLE; config.max_members],
-            selector: SpeakerSelector::new(config.max_members, config.max_speakers),
+            // More speakers than members is harmless: K is capped at the room size.
+            selector: SpeakerSelector::new(
+                config.max_members,
+                config.max_speakers.min(config.max_members),
+            ),
             mixer: Mixer::new(),
             shared_encoder: OpusEncoder::new(config.backend, &config.encoder)?,
             shared_packet: OpusPacket::EMPTY,
@@ -190,8 +193,9 @@ impl Room {
         Ok(())
     }
 
-    /// Removes a member (between ticks), handing it back so it is dropped off the shard. Its
-    /// unread input stays in its queue and leaves with it; the room's selection forgets it.
+    /// Removes a member, handing it back so it is dropped off the shard. Its unread input
+    /// stays in its queue and leaves with it; the room's selection forgets it. (Taking
+    /// `&mut self`, it can only run between ticks: a shard applies control between ticks.)
     pub fn remove_member(&mut self, id: MemberId) -> Option<Box<Member>> {
         let slot = self.find(id)?;
         let member = self.slots[slot].take()?;

@@ -84,10 +84,14 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(id: u64, port: LegPort) -> Self {
+        Self::with_encoder(id, port, &EncoderConfig::default())
+    }
+
+    /// A peer whose own sender uses `config` (e.g. in-band FEC).
+    pub fn with_encoder(id: u64, port: LegPort, config: &EncoderConfig) -> Self {
         Self {
             port,
-            encoder: OpusEncoder::new(CodecBackend::default(), &EncoderConfig::default())
-                .expect("encoder"),
+            encoder: OpusEncoder::new(CodecBackend::default(), config).expect("encoder"),
             decoder: OpusDecoder::new(CodecBackend::default()).expect("decoder"),
             seq: 100,
             ts: 5_000,
