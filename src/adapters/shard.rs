@@ -35,7 +35,9 @@
 //! The control side is used from many tokio tasks, so it sits behind a `std::sync::Mutex`
 //! held only for a queue push and some bookkeeping; the shard threads never lock.
 
+mod config;
 mod core;
+mod error;
 #[cfg(test)]
 mod fake;
 mod janitor;
@@ -48,14 +50,15 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, Thread};
-use std::time::Duration;
 
 use rtrb::{Producer, PushError};
 
+use self::config::validate;
+pub use self::config::{ShardConfig, TickObserver};
 pub use self::core::{Control, MAX_CONTROL_PER_TICK, Retired, ShardCore, ShardQueues, ShardRoom};
+pub use self::error::{Rejected, ShardError};
 pub use self::stats::{ShardCounters, ShardStats};
 use self::worker::Worker;
-use crate::media::frame::FRAME_DURATION;
 use crate::media::room::Room;
 
 /// Index of a shard in its pool.
@@ -67,105 +70,6 @@ impl fmt::Display for ShardId {
         write!(f, "shard-{}", self.0)
     }
 }
-
-/// Called on the shard thread after every tick with the shard and its tick count so far.
-/// A plain `fn` (no captures, no allocation): for tests and profiling hooks.
-pub type TickObserver = fn(ShardId, u64);
-
-/// How to run a [`ShardPool`].
-#[derive(Clone, Debug)]
-pub struct ShardConfig {
-    /// Shard threads to start; 0 means one per core (`available_parallelism`).
-    pub shards: usize,
-    /// Tick period (20 ms: one Opus frame).
-    pub period: Duration,
-    /// How late after its deadline a tick may start before it counts as late.
-    pub late_threshold: Duration,
-    /// SCHED_FIFO priority to request (1–99), or `None` to stay at normal priority.
-    pub rt_priority: Option<i32>,
-    /// Room capacity of each shard, allocated up front.
-    pub max_rooms_per_shard: usize,
-    /// Slots in each shard's control queue.
-    pub control_capacity: usize,
-    /// Slots in each shard's retired queue.
-    pub retired_capacity: usize,
-    /// Optional hook called on the shard thread after each tick.
-    pub tick_observer: Option<TickObserver>,
-}
-
-impl Default for ShardConfig {
-    fn default() -> Self {
-        Self {
-            shards: 0,
-            period: FRAME_DURATION,
-            late_threshold: FRAME_DURATION / 4,
-            rt_priority: Some(10),
-            max_rooms_per_shard: 1024,
-            control_capacity: 256,
-            retired_capacity: 256,
-            tick_observer: None,
-        }
-    }
-}
-
-/// Why a pool operation failed.
-#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ShardError {
-    /// A config value cannot work.
-    #[error("invalid shard config: {0}")]
-    InvalidConfig(&'static str),
-    /// The OS would not start a thread.
-    #[error("could not spawn {thread}: {reason}")]
-    Spawn {
-        /// Thread name.
-        thread: String,
-        /// The OS error, as text.
-        reason: String,
-    },
-    /// The shard's control queue is full; the command was not sent.
-    #[error("control queue of {0} is full")]
-    ControlQueueFull(ShardId),
-    /// Every shard holds `max_rooms_per_shard` rooms.
-    #[error("every shard is at its room limit")]
-    PoolFull,
-    /// A room with this id is already in the pool.
-    #[error("a room with this id is already in the pool")]
-    DuplicateRoom,
-    /// No room with this id is in the pool.
-    #[error("no room with this id is in the pool")]
-    UnknownRoom,
-    /// The pool has been shut down.
-    #[error("the shard pool is shut down")]
-    ShutDown,
-    /// A shard thread panicked (found when joining it).
-    #[error("{0} panicked")]
-    Panicked(ShardId),
-}
-
-/// A command that was not delivered, with the state it carried given back.
-pub struct Rejected<T> {
-    /// Why.
-    pub error: ShardError,
-    /// The room or member that was to be sent.
-    pub value: T,
-}
-
-impl<T> fmt::Debug for Rejected<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rejected")
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Display for Rejected<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
-    }
-}
-
-impl<T> std::error::Error for Rejected<T> {}
 
 /// N shard threads plus a janitor, and the control side that feeds them.
 ///
@@ -502,27 +406,6 @@ struct Joins<R: ShardRoom> {
     janitor: Option<JoinHandle<()>>,
 }
 
-fn validate(config: &ShardConfig) -> Result<usize, ShardError> {
-    if config.period.is_zero() {
-        return Err(ShardError::InvalidConfig("period must be > 0"));
-    }
-    if config.max_rooms_per_shard == 0 {
-        return Err(ShardError::InvalidConfig("max_rooms_per_shard must be > 0"));
-    }
-    if config.control_capacity == 0 || config.retired_capacity == 0 {
-        return Err(ShardError::InvalidConfig("queue capacities must be > 0"));
-    }
-    if let Some(p) = config.rt_priority
-        && !(1..=99).contains(&p)
-    {
-        return Err(ShardError::InvalidConfig("rt_priority must be 1..=99"));
-    }
-    Ok(match config.shards {
-        0 => thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    })
-}
-
 fn spawn<T: Send + 'static>(
     name: String,
     f: impl FnOnce() -> T + Send + 'static,
@@ -539,7 +422,7 @@ fn spawn<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering::SeqCst;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::fake::{FakeRoom, Probe};
     use super::*;
