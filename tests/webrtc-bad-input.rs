@@ -15,6 +15,9 @@ use mediabot::adapters::webrtc::{
 use rand::{Rng, SeedableRng};
 use webrtc_support::*;
 
+/// What error a case expects.
+type Expect = fn(&TransportError) -> bool;
+
 fn transport() -> MediaTransport {
     MediaTransport::new(MediaTransportConfig::default())
 }
@@ -36,7 +39,7 @@ async fn unusable_offers_are_typed_errors_and_leave_nothing_behind() {
 
     let no_audio = offer.replace("m=audio", "m=video");
     let no_opus = offer.replace("opus/48000/2", "PCMU/8000/1");
-    let cases: Vec<(&str, String, fn(&TransportError) -> bool)> = vec![
+    let cases: Vec<(&str, String, Expect)> = vec![
         ("empty", String::new(), |e| {
             matches!(e, TransportError::MalformedSdp(_))
         }),

@@ -55,7 +55,7 @@ fn check_stream(got: &[RtpPacket], sent: usize, ssrc: u32, seq0: u16, ts0: u32) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speech_flows_both_ways_with_rtp_fields_intact() {
     let _serial = serial().await;
-    let (mut o, mut a, _) = connect(MediaTransportConfig::default()).await;
+    let (o, a, _) = connect(MediaTransportConfig::default()).await;
     let src_o = frames("media/caller-48k.wav", SECONDS);
     let src_a = frames("media/caller2-48k.wav", SECONDS);
     let (pk_o, pk_a) = (encode(&src_o), encode(&src_a));
@@ -72,8 +72,10 @@ async fn speech_flows_both_ways_with_rtp_fields_intact() {
         play(&mut a_out, &a_sig, &pk_a, ANSWERER_SSRC, a_seq, a_ts).await;
         (a_out, a_sig)
     });
-    let at_a = collect(&mut a.ends.inbound, n, Duration::from_secs(2)).await;
-    let at_o = collect(&mut o.ends.inbound, n, Duration::from_secs(2)).await;
+    let (mut a_in, mut o_in) = (a.ends.inbound, o.ends.inbound);
+    let recv_a = tokio::spawn(async move { collect(&mut a_in, n, Duration::from_secs(2)).await });
+    let recv_o = tokio::spawn(async move { collect(&mut o_in, n, Duration::from_secs(2)).await });
+    let (at_a, at_o) = (recv_a.await.unwrap(), recv_o.await.unwrap());
     let _keep = (send_o.await.unwrap(), send_a.await.unwrap());
 
     for (got, src, ssrc, seq0, ts0) in [
@@ -85,6 +87,10 @@ async fn speech_flows_both_ways_with_rtp_fields_intact() {
         let al = align(&reference[..48_000], &heard[..48_000], FRAME_SAMPLES);
         let (r, t) = overlap(&reference, &heard, al.lag);
         let c = correlation(r, t);
+        println!(
+            "decoded speech: correlation {c:.3} at lag {} samples",
+            al.lag
+        );
         assert!(c > 0.85, "decoded speech correlates {c} (lag {})", al.lag);
     }
 
@@ -205,4 +211,34 @@ async fn close_by_offerer_ends_both_sessions_and_frees_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_by_answerer_ends_both_sessions_and_frees_everything() {
     close_from(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertises_the_configured_public_address() {
+    let _serial = serial().await;
+    let public = mediabot::adapters::webrtc::PublicAddress {
+        ip: "203.0.113.7".parse().unwrap(),
+        port: Some(3478),
+    };
+    let t = mediabot::adapters::webrtc::MediaTransport::new(
+        MediaTransportConfig::default().with_public_address(public),
+    );
+    let (offer_leg, _o_ends, _o_sig) = leg(OFFERER_SSRC);
+    let (offer, _pending) =
+        mediabot::adapters::webrtc::MediaTransport::new(MediaTransportConfig::default())
+            .create_offer(offer_leg)
+            .await
+            .expect("offer");
+    let (l, _ends, _sig) = leg(ANSWERER_SSRC);
+    let (answer, session) = t.accept_offer(&offer, l).await.expect("answer");
+    let candidates = mediabot::adapters::webrtc::sdp::candidate_addrs(&answer);
+    assert!(!candidates.is_empty());
+    for c in candidates {
+        assert_eq!(
+            c,
+            "203.0.113.7:3478".parse::<std::net::SocketAddr>().unwrap(),
+            "{answer}"
+        );
+    }
+    session.close().await;
 }

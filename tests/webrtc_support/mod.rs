@@ -26,7 +26,7 @@ pub const ANSWERER_SSRC: u32 = 0x0a45_0002;
 
 pub fn leg(ssrc: u32) -> (LegQueues, LegEnds, EgressSignal) {
     let (signal, handle) = Egress::spawn().expect("egress");
-    let (leg, ends) = LegQueues::new(256, ssrc, handle);
+    let (leg, ends) = LegQueues::new(32, ssrc, handle);
     (leg, ends, signal)
 }
 
@@ -194,7 +194,7 @@ pub fn describe_sockets() -> String {
                     .iter()
                     .any(|i| l.contains(i.trim_start_matches("socket:[").trim_end_matches(']')))
                 {
-                    out.push_str("\n");
+                    out.push('\n');
                     out.push_str(l);
                 }
             }

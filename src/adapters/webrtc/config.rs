@@ -36,12 +36,14 @@ pub struct MediaTransportConfig {
 /// A public address mapped 1:1 onto this host by a NAT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublicAddress {
-    /// Public IP written into every host candidate instead of the bound IP (rtc's NAT 1:1
-    /// host-candidate rewrite).
+    /// Public IP written into every host candidate of our SDP instead of the bound IP.
+    ///
+    /// rtc 0.21.1 has a `with_nat_1to1_ips` setting but never applies it (nothing in rtc,
+    /// rtc-ice or webrtc reads it), so the rewrite is done on our SDP text.
     pub ip: IpAddr,
     /// Public port written into the host candidates of our SDP instead of the bound port.
     ///
-    /// rtc 0.21 has no port mapping, so this is applied by rewriting our own SDP text. Each
+    /// rtc 0.21 has no port mapping either, so this too is an SDP rewrite. Each
     /// peer connection owns its socket, so a fixed public port only makes sense with a fixed
     /// bound port in [`MediaTransportConfig::host_addrs`] (one session at a time on it) or a
     /// NAT that forwards the same port it is told. `None` keeps the bound port.

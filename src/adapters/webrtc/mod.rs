@@ -24,15 +24,15 @@
 //!
 //! - SRTP/SRTCP authentication failures are only *logged* by webrtc 0.21 (`handle_read error`),
 //!   never counted or surfaced. Every session therefore runs its sockets through a small
-//!   wire tap ([`wire`]): it counts SRTP-looking datagrams received and compares them with the
+//!   wire tap (`wire.rs`): it counts SRTP-looking datagrams received and compares them with the
 //!   RTP packets that came out of the SRTP layer; the difference is reported as
 //!   [`TransportStats::srtp_rejected`] (authentication failures, replays and packets for unknown
 //!   SSRCs — webrtc-rs does not tell them apart).
 //! - The same tap timestamps the moment each outbound RTP packet is handed to the kernel, so
 //!   host-added send latency (`write_rtp` call → on the wire) is measured, not guessed.
-//! - NAT: the advertised public IP is rtc's NAT 1:1 host-candidate rewrite; a public *port*
-//!   different from the bound one is applied by rewriting the candidate lines of our own SDP,
-//!   because rtc has no port mapping (see [`MediaTransportConfig::public_address`]).
+//! - NAT: rtc 0.21.1 accepts `with_nat_1to1_ips` but never applies it, and has no port
+//!   mapping, so the advertised public IP and port are written into the host candidates of
+//!   our own SDP (see [`MediaTransportConfig::public_address`]).
 
 mod config;
 mod dtmf;

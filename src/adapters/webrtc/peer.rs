@@ -18,8 +18,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceConnectionState, RTCIceGatheringState,
-    RTCPeerConnectionState, Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceConnectionState, RTCIceGatheringState, RTCPeerConnectionState,
+    Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use super::OPUS_PT;
@@ -180,12 +180,11 @@ pub(crate) async fn build(
         registry =
             register_default_interceptors(registry, &mut me).map_err(TransportError::setup)?;
     }
-    let mut se = SettingEngineBuilder::new()
+    // The public address (NAT 1:1) is applied to our SDP by the caller: rtc 0.21.1 stores
+    // `with_nat_1to1_ips` but never reads it.
+    let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(cfg.ice_check_interval), None);
-    if let Some(public) = cfg.public_address {
-        se = se.with_nat_1to1_ips(vec![public.ip.to_string()], RTCIceCandidateType::Host);
-    }
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(me)

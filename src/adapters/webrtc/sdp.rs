@@ -125,9 +125,10 @@ pub fn candidate_addrs(sdp: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Rewrites the port of every `typ host` candidate in `sdp` to `port` (the NAT port mapping
-/// rtc does not do itself). Other lines are kept byte for byte.
-pub fn rewrite_host_candidate_port(sdp: &str, port: u16) -> String {
+/// Rewrites the address and/or port of every `typ host` candidate in `sdp` (the NAT 1:1
+/// mapping; rtc 0.21.1 stores `with_nat_1to1_ips` but never applies it). Other lines are
+/// kept byte for byte.
+pub fn rewrite_host_candidates(sdp: &str, ip: Option<IpAddr>, port: Option<u16>) -> String {
     let mut out = String::with_capacity(sdp.len() + 16);
     for line in sdp.split_inclusive('\n') {
         let body = line.trim_end_matches(['\r', '\n']);
@@ -139,7 +140,12 @@ pub fn rewrite_host_candidate_port(sdp: &str, port: u16) -> String {
         let mut f: Vec<String> = cand.split(' ').map(str::to_owned).collect();
         let is_host = f.windows(2).any(|w| w[0] == "typ" && w[1] == "host");
         if f.len() >= 6 && is_host && f[5].parse::<u16>().is_ok() {
-            f[5] = port.to_string();
+            if let Some(ip) = ip {
+                f[4] = ip.to_string();
+            }
+            if let Some(port) = port {
+                f[5] = port.to_string();
+            }
             out.push_str("a=candidate:");
             out.push_str(&f.join(" "));
             out.push_str(ending);
@@ -254,11 +260,16 @@ mod tests {
             candidate_addrs(OFFER),
             vec!["127.0.0.1:40000".parse::<SocketAddr>().unwrap()]
         );
-        let rewritten = rewrite_host_candidate_port(OFFER, 3478);
+        let rewritten = rewrite_host_candidates(OFFER, None, Some(3478));
         assert_eq!(
             candidate_addrs(&rewritten),
             vec!["127.0.0.1:3478".parse::<SocketAddr>().unwrap()]
         );
         assert_eq!(rewritten.len(), OFFER.len() - 1);
+        let rewritten = rewrite_host_candidates(OFFER, "198.51.100.9".parse().ok(), None);
+        assert_eq!(
+            candidate_addrs(&rewritten),
+            vec!["198.51.100.9:40000".parse::<SocketAddr>().unwrap()]
+        );
     }
 }

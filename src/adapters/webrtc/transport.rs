@@ -178,16 +178,6 @@ impl PendingOffer {
     }
 }
 
-impl Drop for PendingOffer {
-    fn drop(&mut self) {
-        if let Some(parts) = self.parts.take()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(parts.abandon());
-        }
-    }
-}
-
 /// A peer connection and everything around it, before the session starts.
 struct Parts {
     pc: Arc<dyn PeerConnection>,
@@ -203,6 +193,30 @@ struct Parts {
     ssrc: u32,
     created: Instant,
     deadline: Instant,
+    /// Closes the peer connection if these parts are dropped before a session owns them
+    /// (an error, or the caller's future cancelled mid-negotiation).
+    guard: CloseOnDrop,
+}
+
+/// Closes a peer connection in the background when dropped, unless disarmed.
+struct CloseOnDrop(Option<Arc<dyn PeerConnection>>);
+
+impl CloseOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(pc) = self.0.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for Parts {
@@ -238,6 +252,7 @@ impl Parts {
         let hooks = Arc::new(Hooks::new(ctl_tx.clone(), ingress));
         let pc = peer::build(cfg, hooks.clone(), tap.clone()).await?;
         Ok(Self {
+            guard: CloseOnDrop(Some(pc.clone())),
             pc,
             hooks,
             track: peer::local_track(leg.ssrc),
@@ -276,13 +291,14 @@ impl Parts {
             .local_description()
             .await
             .ok_or_else(|| TransportError::Negotiation("no local description".into()))?;
-        Ok(match cfg.public_address.and_then(|p| p.port) {
-            Some(port) => sdp::rewrite_host_candidate_port(&desc.sdp, port),
+        Ok(match cfg.public_address {
+            Some(p) => sdp::rewrite_host_candidates(&desc.sdp, Some(p.ip), p.port),
             None => desc.sdp,
         })
     }
 
-    fn start(self, remote: SdpSummary) -> MediaSession {
+    fn start(mut self, remote: SdpSummary) -> MediaSession {
+        self.guard.disarm();
         let sink = Arc::new(LegSink {
             track: self.track,
             ssrc: self.ssrc,
@@ -316,7 +332,8 @@ impl Parts {
         )
     }
 
-    async fn abandon(self) {
+    async fn abandon(mut self) {
+        self.guard.disarm();
         let _ = self.pc.close().await;
     }
 }
