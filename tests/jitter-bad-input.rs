@@ -438,7 +438,7 @@ fn seeded_garbage_never_panics_and_every_packet_and_tick_is_counted() {
             2 => now += ms(rng.next_u64() % 2_000),
             _ => {}
         }
-        let ssrc = if r % 97 == 0 {
+        let ssrc = if r.is_multiple_of(97) {
             rng.next_u64() as u32
         } else {
             A
@@ -455,9 +455,9 @@ fn seeded_garbage_never_panics_and_every_packet_and_tick_is_counted() {
         for _ in 0..(r >> 8) % 3 {
             jb.push(now, &p);
         }
-        if (r >> 16) % 2 == 0 {
+        if (r >> 16).is_multiple_of(2) {
             // Time may even stand still or go backwards between pops.
-            let back = (r >> 20) % 50 == 0;
+            let back = (r >> 20).is_multiple_of(50);
             let at = if back { now - ms(5).min(now - t0) } else { now };
             let _ = jb.pop(at);
             pops += 1;

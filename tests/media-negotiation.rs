@@ -3,260 +3,16 @@
 //! is answered (201 + SDP + Location) and media flows into the call's room; every bad input
 //! gets its documented status without disturbing another call.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod media_host_support;
+
 use std::time::Duration;
 
-use mediabot::adapters::media_host::{
-    CallBehaviour, EndReason, MediaHost, MediaHostConfig, MediaHostEvent, SessionEvent,
-};
-use mediabot::adapters::negotiation;
-use mediabot::adapters::shard::ShardConfig;
-use mediabot::adapters::tls::{HttpsServer, TlsIdentity, https_client, serve_https_on};
-use mediabot::adapters::webrtc::{
-    Egress, EgressSignal, LegEnds, LegQueues, MediaEvent, MediaSession, MediaTransport,
-    MediaTransportConfig,
-};
-use mediabot::graph::{CallId, GraphErrorBody};
-use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
-use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
-use mediabot::media::prompt::Prompt;
+use media_host_support::*;
+use mediabot::adapters::media_host::{CallBehaviour, EndReason, SessionEvent};
+use mediabot::adapters::webrtc::{MediaEvent, MediaTransportConfig};
+use mediabot::graph::CallId;
 use mediabot::session::blob::MediaSessionBlob;
-use mediabot::session::registry::RegistryConfig;
 use reqwest::StatusCode;
-use tokio::sync::mpsc;
-
-const PEER_SSRC: u32 = 0x5e55_0001;
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Bot {
-    host: MediaHost,
-    events: mpsc::Receiver<MediaHostEvent>,
-    client: reqwest::Client,
-    base: String,
-    _server: HttpsServer,
-}
-
-async fn bot(negotiate_within: Duration) -> Bot {
-    bot_with(negotiate_within, MediaTransportConfig::default()).await
-}
-
-async fn bot_with(negotiate_within: Duration, transport: MediaTransportConfig) -> Bot {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("https://{}", listener.local_addr().expect("addr"));
-    let config = MediaHostConfig {
-        negotiate_base: base.clone(),
-        registry: RegistryConfig {
-            negotiate_within,
-            ..RegistryConfig::default()
-        },
-        transport,
-        shards: ShardConfig {
-            shards: 1,
-            rt_priority: None,
-            ..ShardConfig::default()
-        },
-        ..MediaHostConfig::default()
-    };
-    let (host, events) = MediaHost::start(config).expect("host");
-    let tls = TlsIdentity::self_signed_localhost().expect("tls");
-    let server = serve_https_on(negotiation::router(host.clone()), listener, &tls)
-        .await
-        .expect("serve");
-    let client = https_client(&[tls.certificate().clone()]).expect("client");
-    Bot {
-        host,
-        events,
-        client,
-        base,
-        _server: server,
-    }
-}
-
-fn greeting() -> CallBehaviour {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/media/greeting-16k.wav");
-    let prompt = Prompt::from_wav_file(path, CodecBackend::OpusRs, &EncoderConfig::default())
-        .expect("greeting");
-    CallBehaviour {
-        greeting: Some(Arc::new(prompt)),
-        echo_delay: Some(Duration::from_millis(100)),
-        record_dir: None,
-    }
-}
-
-/// The media processor's side: an offer and what it needs to finish and send media.
-struct Peer {
-    offer: String,
-    pending: mediabot::adapters::webrtc::PendingOffer,
-    ends: LegEnds,
-    signal: EgressSignal,
-}
-
-async fn peer() -> Peer {
-    let (signal, handle) = Egress::spawn().expect("egress");
-    let (leg, ends) = LegQueues::new(256, PEER_SSRC, handle);
-    let transport = MediaTransport::new(MediaTransportConfig::default());
-    let (offer, pending) = transport.create_offer(leg).await.expect("offer");
-    Peer {
-        offer,
-        pending,
-        ends,
-        signal,
-    }
-}
-
-async fn post(
-    bot: &Bot,
-    uri: &str,
-    token: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    bot.client
-        .post(uri)
-        .header("content-type", content_type)
-        .bearer_auth(token)
-        .body(body)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn offer(bot: &Bot, blob: &MediaSessionBlob, token: &str, sdp: &str) -> reqwest::Response {
-    post(
-        bot,
-        &blob.negotiate_uri,
-        token,
-        "application/sdp",
-        sdp.as_bytes().to_vec(),
-    )
-    .await
-}
-
-async fn delete(bot: &Bot, uri: &str, token: &str) -> reqwest::Response {
-    bot.client
-        .delete(uri)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-}
-
-/// Asserts the status and the Graph-style error code of a refusal.
-async fn refused(response: reqwest::Response, status: StatusCode, code: &str) {
-    assert_eq!(response.status(), status);
-    if status == StatusCode::UNAUTHORIZED {
-        assert!(response.headers().contains_key("www-authenticate"));
-    }
-    let body: GraphErrorBody = response.json().await.expect("graph error body");
-    assert_eq!(body.error.code, code, "{}", body.error.message);
-    assert!(!body.error.message.is_empty());
-}
-
-/// Speech packets to send, looped.
-fn speech() -> Vec<OpusPacket> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/media/caller-48k.wav");
-    let mut reader = hound::WavReader::open(path).expect("caller wav");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect();
-    let mut enc = OpusEncoder::new(CodecBackend::OpusRs, &EncoderConfig::default()).expect("enc");
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .take(100)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            let mut p = OpusPacket::EMPTY;
-            enc.encode(&f, &mut p).expect("encode");
-            p
-        })
-        .collect()
-}
-
-/// A connected media processor: keeps sending speech every 20 ms until dropped.
-struct Streaming {
-    session: MediaSession,
-    ends: LegEnds,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-async fn stream(p: Peer, answer: &str) -> Streaming {
-    let Peer {
-        pending,
-        mut ends,
-        signal,
-        ..
-    } = p;
-    let session = pending.complete(answer).await.expect("complete");
-    let connected = tokio::time::timeout(WAIT, ends.events.recv()).await;
-    assert_eq!(connected.ok().flatten(), Some(MediaEvent::Connected));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut outbound = std::mem::replace(&mut ends.outbound, rtrb::RingBuffer::new(1).0);
-    let packets = speech();
-    let flag = Arc::clone(&stop);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut i = 0usize;
-        while !flag.load(Ordering::Relaxed) {
-            tick.tick().await;
-            let packet = RtpPacket {
-                meta: RtpMeta {
-                    seq: i as u16,
-                    timestamp: (960 * i) as u32,
-                    ssrc: PEER_SSRC,
-                    marker: i == 0,
-                    audio_level: None,
-                },
-                payload: packets[i % packets.len()],
-                arrival: std::time::Instant::now(),
-            };
-            let _ = outbound.push(packet);
-            signal.notify();
-            i += 1;
-        }
-    });
-    Streaming {
-        session,
-        ends,
-        stop,
-    }
-}
-
-/// Waits until `f` holds (bounded by `WAIT`).
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn received(bot: &Bot, call: &CallId) -> u64 {
-    bot.host.stats(call).map_or(0, |s| s.room.packets_received)
-}
-
-async fn next_event(bot: &mut Bot, want: impl Fn(&MediaHostEvent) -> bool) -> MediaHostEvent {
-    loop {
-        let e = tokio::time::timeout(WAIT, bot.events.recv())
-            .await
-            .expect("event in time")
-            .expect("channel open");
-        if want(&e) {
-            return e;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
@@ -268,7 +24,9 @@ async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
     assert!(parsed.negotiate_uri.starts_with(&bot.base));
 
     let p = peer().await;
+    let posted = std::time::Instant::now();
     let r = offer(&bot, &parsed, parsed.token.as_str(), &p.offer).await;
+    let answered_in = posted.elapsed();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["content-type"], "application/sdp");
     assert_eq!(
@@ -297,10 +55,34 @@ async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
     .await;
     let stats = bot.host.stats(&call).expect("stats");
     assert!(stats.connect_time.is_some());
+    println!(
+        "POST offer → 201 answer: {answered_in:?}; media connect: {:?}; packets in {} / out {}; \
+         concealed frames {}",
+        stats.connect_time.unwrap_or_default(),
+        stats.transport.packets_in,
+        stats.transport.packets_out,
+        stats.room.concealed_frames
+    );
     assert!(stats.transport.packets_in >= 25);
     assert!(stats.transport.packets_out >= 25);
     assert!(stats.room.echo_frames > 0);
     assert_eq!(stats.room.decode_errors, 0);
+
+    // DTMF from the media processor reaches the call's owner.
+    s.session
+        .send_dtmf('5', Duration::from_millis(100))
+        .expect("dtmf negotiated");
+    let e = next_event(&mut bot, |e| {
+        matches!(
+            e.kind,
+            SessionEvent::Media(MediaEvent::Dtmf { end: true, .. })
+        )
+    })
+    .await;
+    let SessionEvent::Media(MediaEvent::Dtmf { digit, .. }) = e.kind else {
+        unreachable!("matched above");
+    };
+    assert_eq!((e.call_id.as_str(), digit.as_char()), ("call-1", '5'));
 
     // The call ends from the bot's side: the peer's media ends and the room is gone.
     assert!(bot.host.end_session(&call).await);
@@ -495,6 +277,15 @@ async fn bad_bodies_are_400_413_or_415_with_a_reason() {
     let r = post(
         &bot,
         &blob.negotiate_uri,
+        "wrong",
+        "application/sdp",
+        vec![0xff, 0xfe],
+    )
+    .await;
+    refused(r, StatusCode::UNAUTHORIZED, "invalidToken").await;
+    let r = post(
+        &bot,
+        &blob.negotiate_uri,
         token,
         "application/sdp",
         vec![0xff, 0xfe, b'v'],
@@ -523,9 +314,34 @@ async fn bad_bodies_are_400_413_or_415_with_a_reason() {
         "unsupportedMediaType",
     )
     .await;
-    // Neither spent the token: the offer still goes through.
+    // CORS: a web page may ask, and may read the answer and its Location.
+    let r = bot
+        .client
+        .request(reqwest::Method::OPTIONS, &blob.negotiate_uri)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let allowed = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    // PATCH (trickle ICE) is not supported.
+    let r = bot
+        .client
+        .patch(&blob.negotiate_uri)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // Neither 413 nor 415 spent the token: the offer still goes through.
     let r = offer(&bot, &blob, token, &p.offer).await;
     assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["access-control-expose-headers"], "location");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,6 +413,20 @@ async fn second_offer_is_409_and_delete_ends_only_that_session() {
     })
     .await;
     assert_eq!(bot.host.host_stats().live_calls, 1);
+
+    // The media processor of call b leaves (closes its peer connection): the call is told and
+    // the session ends.
+    sb.session.close().await;
+    let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
+    assert_eq!(e.call_id, b);
+    assert!(matches!(
+        e.kind,
+        SessionEvent::Ended {
+            reason: EndReason::MediaClosed,
+            ..
+        }
+    ));
+    assert_eq!(bot.host.host_stats().live_calls, 0);
     drop(sa);
     drop(sb);
     bot.host.shutdown().await.expect("shutdown");

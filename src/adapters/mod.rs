@@ -1,5 +1,6 @@
 //! Everything that does IO: webhook server, Graph client, token cache, JWT verification,
-//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, clock.
+//! shard threads, WebRTC transport, media sessions and their negotiation endpoint, recording
+//! writers, clock.
 
 pub mod bot;
 pub mod call_handler;
@@ -11,6 +12,7 @@ pub mod driver;
 pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
+pub mod media_handler;
 pub mod media_host;
 pub mod negotiation;
 pub mod notification_auth;

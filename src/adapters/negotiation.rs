@@ -18,6 +18,10 @@
 //! `unsupportedMediaType`); `message` is for people. A 401 also carries
 //! `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
 //!
+//! **Browsers.** `OPTIONS` answers the CORS preflight, and every response carries
+//! `Access-Control-Allow-Origin: *` and `Access-Control-Expose-Headers: location`: the
+//! endpoint is authorized by the bearer token, never by cookies, so any origin may use it.
+//!
 //! Nothing here panics on input: unknown paths or ids, missing headers, non-UTF-8 or
 //! oversized bodies and hostile SDP all become one of the responses above.
 
@@ -46,9 +50,10 @@ pub fn router(host: MediaHost) -> Router {
     Router::new()
         .route(
             &format!("{NEGOTIATE_PATH}/{{id}}"),
-            post(offer).delete(delete),
+            post(offer).delete(delete).options(preflight),
         )
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(cors))
         .with_state(host)
 }
 
@@ -87,10 +92,7 @@ async fn offer(
             return refuse(&NegotiationError::MalformedSdp(rejection.body_text()));
         }
     };
-    let Ok(sdp) = std::str::from_utf8(&body) else {
-        return refuse(&NegotiationError::MalformedSdp("body is not UTF-8".into()));
-    };
-    match host.negotiate(id.as_str(), token, sdp).await {
+    match host.negotiate_bytes(id.as_str(), token, &body).await {
         Ok(answer) => {
             let location = format!("{NEGOTIATE_PATH}/{id}");
             let mut response = (StatusCode::CREATED, answer).into_response();
@@ -124,6 +126,41 @@ async fn delete(
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => refuse(&e),
     }
+}
+
+/// CORS preflight: browsers ask before a cross-origin POST with `Authorization` and
+/// `Content-Type: application/sdp`.
+async fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// Every response may be read by a page of any origin (authorization is the bearer token,
+/// never a cookie), and a page may read `Location`.
+async fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("location"),
+    );
+    response
 }
 
 fn session_id(id: Result<Path<String>, PathRejection>) -> Option<SessionId> {

@@ -23,7 +23,8 @@
 //! let now = Instant::now();
 //! let created = sessions.create(now, CallId::from("call-1"))?;
 //! let blob = MediaSessionBlob::new(
-//!     &created,
+//!     &created.session_id,
+//!     &created.token,
 //!     "https://bot.example.com:8445",
 //!     SystemTime::now() + Duration::from_secs(60),
 //! );

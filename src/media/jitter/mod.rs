@@ -14,9 +14,10 @@
 //!   clean path it is the minimum (20 ms), and the playout delay settles at 20–40 ms.
 //! - **Convergence**: when the delay of the frame at the head is below the target, a
 //!   concealment frame is *inserted* (the head waits a tick); when it is more than a frame
-//!   above, a packet is *dropped*. Both happen at sensible moments first — an insertion when
-//!   the head packet is missing anyway, either when the head packet is quiet (RFC 6464 level) —
-//!   and only after some patience in the middle of speech. One adjustment per tick at most.
+//!   above, a packet is *dropped*. Both prefer sensible moments — an insertion while the head
+//!   packet is missing anyway, either one when the head packet is quiet (RFC 6464 level) — and
+//!   happen in the middle of speech only after some patience (or, for drops, when the excess
+//!   is large). One adjustment per tick at most, so the delay converges instead of jumping.
 //! - **Gaps**: a missing frame is [`Playout::Conceal`] (with the next packet's in-band FEC when
 //!   that packet is already here), until [`JitterConfig::max_concealment`] of consecutive
 //!   concealment, then [`Playout::Silence`]. When packets return they play within a few ticks.
@@ -34,11 +35,13 @@
 //! its slot; a `pop` returns a borrow of it.
 
 mod delay;
+mod slots;
 mod stats;
 
 use std::time::{Duration, Instant};
 
 use delay::DelayEstimator;
+use slots::Slots;
 pub use stats::JitterStats;
 
 use crate::media::frame::{FRAME_DURATION, RTP_TICKS_PER_FRAME};
@@ -126,7 +129,7 @@ pub enum Playout<'a> {
 #[derive(Debug)]
 pub struct JitterBuffer {
     config: JitterConfig,
-    slots: Box<[Slot]>,
+    slots: Slots,
     state: State,
     ssrc: u32,
     /// Frame number (on this buffer's own axis) that the next `pop` plays.
@@ -135,7 +138,6 @@ pub struct JitterBuffer {
     head_ts: u32,
     /// Newest frame stored since the timeline started.
     newest: i64,
-    buffered: usize,
     /// Origin of this timeline's time axis (arrival of its first packet).
     epoch: Option<Instant>,
     delay: DelayEstimator,
@@ -158,13 +160,12 @@ impl JitterBuffer {
         let config = config.normalized();
         Self {
             config,
-            slots: vec![Slot::EMPTY; config.capacity].into_boxed_slice(),
+            slots: Slots::new(config.capacity),
             state: State::Idle,
             ssrc: 0,
             head: 0,
             head_ts: 0,
             newest: 0,
-            buffered: 0,
             epoch: None,
             delay: DelayEstimator::new(
                 config.min_delay,
@@ -212,12 +213,7 @@ impl JitterBuffer {
             if rel < -cap && self.newer_than_played(packet.meta.seq) {
                 return self.stray(packet, arrival);
             }
-            let slot = &self.slots[self.index(frame)];
-            let same_seq = slot
-                .packet
-                .as_ref()
-                .is_some_and(|p| p.meta.seq == packet.meta.seq);
-            if slot.frame == frame && slot.state == SlotState::Played && same_seq {
+            if self.slots.was_played(frame, packet.meta.seq) {
                 self.stats.duplicate += 1;
                 return PushOutcome::Duplicate;
             }
@@ -232,7 +228,7 @@ impl JitterBuffer {
             self.reject_streak += 1;
             let newer = self.newer_than_played(packet.meta.seq);
             if newer
-                && self.buffered == 0
+                && self.slots.buffered() == 0
                 && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
             {
                 return self.resync(packet, arrival);
@@ -245,14 +241,15 @@ impl JitterBuffer {
         }
         if rel >= cap {
             self.reject_streak += 1;
-            if self.buffered == 0 && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
+            if self.slots.buffered() == 0
+                && (self.is_dead() || self.reject_streak >= REJECT_RESYNC_STREAK)
             {
                 return self.resync(packet, arrival);
             }
             self.stats.overflow += 1;
             return PushOutcome::Overflow;
         }
-        if self.buffered_at(frame) {
+        if self.slots.is_buffered(frame) {
             self.stats.duplicate += 1;
             return PushOutcome::Duplicate;
         }
@@ -291,7 +288,7 @@ impl JitterBuffer {
 
     /// Packets currently held for playout.
     pub fn buffered(&self) -> usize {
-        self.buffered
+        self.slots.buffered()
     }
 
     /// The configuration in use (normalized).
@@ -302,7 +299,7 @@ impl JitterBuffer {
     /// Returns to the freshly constructed state: no stream, no packets, delay estimate and
     /// counters cleared. Never allocates.
     pub fn reset(&mut self) {
-        self.clear_slots();
+        self.slots.clear();
         self.state = State::Idle;
         self.epoch = None;
         self.delay.reset();
@@ -318,7 +315,7 @@ impl JitterBuffer {
 
     /// Starts a timeline with `packet` at frame 0.
     fn start(&mut self, packet: &RtpPacket, arrival: Instant) {
-        self.clear_slots();
+        self.slots.clear();
         self.ssrc = packet.meta.ssrc;
         self.head = 0;
         self.head_ts = packet.meta.timestamp;
@@ -336,7 +333,7 @@ impl JitterBuffer {
     }
 
     fn resync(&mut self, packet: &RtpPacket, arrival: Instant) -> PushOutcome {
-        self.stats.flushed += self.buffered as u64;
+        self.stats.flushed += self.slots.buffered() as u64;
         self.stats.resyncs += 1;
         self.start(packet, arrival);
         PushOutcome::Resync
@@ -358,12 +355,7 @@ impl JitterBuffer {
     }
 
     fn store(&mut self, frame: i64, packet: &RtpPacket, arrival: Instant) {
-        let i = self.index(frame);
-        let slot = &mut self.slots[i];
-        slot.state = SlotState::Buffered;
-        slot.frame = frame;
-        slot.packet = Some(*packet);
-        self.buffered += 1;
+        self.slots.store(frame, packet);
         self.newest = self.newest.max(frame);
         self.stats.accepted += 1;
         self.reject_streak = 0;
@@ -380,14 +372,14 @@ impl JitterBuffer {
         let excess = delay >= target_ns + FRAME_NS + HYSTERESIS_NS;
         self.deficit_ticks = if deficit { self.deficit_ticks + 1 } else { 0 };
         self.excess_ticks = if excess { self.excess_ticks + 1 } else { 0 };
-        let head_present = self.buffered_at(self.head);
+        let head_present = self.slots.is_buffered(self.head);
 
         if deficit {
             let insert = if head_present {
                 self.is_quiet(self.head) || self.deficit_ticks > INSERT_PATIENCE
             } else {
                 // Nothing later has arrived either: waiting costs nothing.
-                self.buffered == 0
+                self.slots.buffered() == 0
             };
             if insert {
                 return self.insert();
@@ -395,43 +387,41 @@ impl JitterBuffer {
         }
         if excess
             && head_present
-            && self.buffered_at(self.head + 1)
+            && self.slots.is_buffered(self.head + 1)
             && (self.is_quiet(self.head)
                 || self.excess_ticks > DROP_PATIENCE
                 || delay >= target_ns + 3 * FRAME_NS)
         {
-            let i = self.index(self.head);
-            self.slots[i].state = SlotState::Empty;
-            self.buffered -= 1;
+            self.slots.discard(self.head);
             self.stats.dropped += 1;
             self.advance();
         }
-        if self.buffered_at(self.head) {
+        if self.slots.is_buffered(self.head) {
             return self.play_head();
         }
         self.missing()
     }
 
     fn play_head(&mut self) -> Playout<'_> {
-        let i = self.index(self.head);
-        self.slots[i].state = SlotState::Played;
-        self.buffered -= 1;
+        let frame = self.head;
+        let Some(seq) = self.slots.get(frame).map(|p| p.meta.seq) else {
+            return self.missing();
+        };
         self.advance();
         self.conceal_streak = 0;
         self.stats.played += 1;
-        // A buffered slot always holds its packet (`store` sets both together).
-        let packet = self.slots[i]
-            .packet
-            .as_ref()
-            .expect("buffered slot holds a packet");
-        self.last_played_seq = Some(packet.meta.seq);
-        Playout::Packet(packet)
+        self.last_played_seq = Some(seq);
+        match self.slots.play(frame) {
+            Some(packet) => Playout::Packet(packet),
+            // `get` just found it buffered.
+            None => Playout::Conceal { fec: None },
+        }
     }
 
     fn missing(&mut self) -> Playout<'_> {
         self.stats.lost += 1;
         let next = self.head + 1;
-        let fec = self.buffered_at(next);
+        let fec = self.slots.is_buffered(next);
         self.advance();
         if self.past_concealment_limit() {
             self.conceal_streak += 1;
@@ -444,9 +434,8 @@ impl JitterBuffer {
             return Playout::Conceal { fec: None };
         }
         self.stats.fec_recovered += 1;
-        let slot = &self.slots[self.index(next)];
         Playout::Conceal {
-            fec: slot.packet.as_ref().map(|p| &p.payload),
+            fec: self.slots.get(next).map(|p| &p.payload),
         }
     }
 
@@ -474,7 +463,9 @@ impl JitterBuffer {
 
     /// The stream has gone quiet: nothing buffered and several ticks without a packet.
     fn is_dead(&self) -> bool {
-        self.state == State::Playing && self.buffered == 0 && self.conceal_streak >= DEAD_AFTER
+        self.state == State::Playing
+            && self.slots.buffered() == 0
+            && self.conceal_streak >= DEAD_AFTER
     }
 
     fn newer_than_played(&self, seq: u16) -> bool {
@@ -482,21 +473,11 @@ impl JitterBuffer {
             .is_none_or(|last| (seq.wrapping_sub(last) as i16) > 0)
     }
 
-    fn buffered_at(&self, frame: i64) -> bool {
-        let slot = &self.slots[self.index(frame)];
-        slot.state == SlotState::Buffered && slot.frame == frame
-    }
-
     fn is_quiet(&self, frame: i64) -> bool {
-        self.slots[self.index(frame)]
-            .packet
-            .as_ref()
+        self.slots
+            .get(frame)
             .and_then(|p| p.meta.audio_level)
             .is_some_and(|l| l.level >= QUIET_LEVEL)
-    }
-
-    fn index(&self, frame: i64) -> usize {
-        frame.rem_euclid(self.config.capacity as i64) as usize
     }
 
     /// Whole frames from the head to `timestamp` (signed, wrap-aware, rounded).
@@ -544,13 +525,6 @@ impl JitterBuffer {
         }
         self.seq_ref = Some((seq, frame));
     }
-
-    fn clear_slots(&mut self) {
-        for slot in self.slots.iter_mut() {
-            slot.state = SlotState::Empty;
-        }
-        self.buffered = 0;
-    }
 }
 
 /// Whether `next` continues the stream that `first` began (same SSRC, a few packets later,
@@ -585,29 +559,6 @@ enum State {
     Buffering,
     /// One frame per pop.
     Playing,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SlotState {
-    Empty,
-    Buffered,
-    /// Kept after playout to recognise duplicates.
-    Played,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    state: SlotState,
-    frame: i64,
-    packet: Option<RtpPacket>,
-}
-
-impl Slot {
-    const EMPTY: Self = Self {
-        state: SlotState::Empty,
-        frame: 0,
-        packet: None,
-    };
 }
 
 const FRAME_NS: i64 = FRAME_DURATION.as_nanos() as i64;
@@ -898,6 +849,38 @@ mod tests {
         let p = played(&outs);
         assert!(p.ends_with(&(200..400).collect::<Vec<u16>>()), "{p:?}");
         check_identities(s);
+    }
+
+    #[test]
+    fn delay_shrinks_back_by_dropping_once_the_jitter_is_forgotten() {
+        for quiet in [true, false] {
+            let t0 = Instant::now();
+            let mut jb = JitterBuffer::new(JitterConfig::default());
+            let n = 8_000;
+            let mut sends = stream(t0, 0, 0, 0..n, ms(10));
+            for (k, p) in sends.iter_mut().enumerate() {
+                if k < 500 && k % 4 == 0 {
+                    p.arrival += ms(70);
+                }
+                p.meta.audio_level = quiet.then_some(AudioLevel {
+                    level: 127,
+                    voice: false,
+                });
+            }
+            let (outs, _) = run(&mut jb, t0, sends, ms(0), n - 10);
+            let s = *jb.stats();
+            assert_eq!(s.target_delay, ms(20), "quiet {quiet}: {s:?}");
+            assert!(
+                s.current_delay >= ms(18) && s.current_delay < ms(42),
+                "{s:?}"
+            );
+            assert!(s.dropped >= 3, "{s:?}");
+            // Nothing played twice or out of order, and after the jitter nothing is lost.
+            let p = played(&outs);
+            assert!(p.windows(2).all(|w| w[0] < w[1]));
+            assert!(!outs[600..].iter().any(|o| matches!(o, Out::Conceal(_))));
+            check_identities(&s);
+        }
     }
 
     #[test]

@@ -24,194 +24,37 @@
 //!
 //! # Threads and tasks per call
 //!
-//! One webrtc session (its own tasks and UDP socket), one egress task (rung by the room after
-//! each tick), one event forwarder task, and, when recording, one writer task. All end when
-//! the session ends.
+//! One webrtc session (its own tasks and UDP socket), one egress task and its socket pair
+//! (rung by the call's room after each tick: the egress is per call, not per shard, so the
+//! room needs no knowledge of where it was placed), one event forwarder task, and, when
+//! recording, one writer thread ([`super::recording::RecordingWriter::spawn`]). All end when
+//! the session ends (`tests/media-session-cleanup.rs` counts fds and threads).
+//!
+//! The transport's `accept_offer` future is not `Send` yet, so it runs on a blocking-pool
+//! thread (see `build::accept`); the rest of negotiation runs in the handler's task.
+
+mod build;
+mod config;
+mod event;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::call_room::{CallCounters, CallRoom, CallRoomStats, Echo};
-use super::recording::{Recording, RecordingFiles};
-use super::shard::{ShardConfig, ShardError, ShardPool};
-use super::webrtc::{
-    Egress, LegQueues, MediaEvent, MediaSession, MediaTransport, MediaTransportConfig,
-    TransportError, TransportStats, sdp,
-};
+use self::build::{Built, Recording};
+pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
+pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
+use super::call_room::{CallCounters, CallRoom};
+use super::shard::{ShardError, ShardPool, ShardStats};
+use super::webrtc::{MediaEvent, MediaSession, MediaTransport};
 use crate::graph::CallId;
-use crate::media::codec::{CodecBackend, EncoderConfig};
-use crate::media::echo::EchoDelay;
-use crate::media::leg::CallLegConfig;
-use crate::media::member::Member;
-use crate::media::prompt::{PlayMode, Prompt, PromptError};
-use crate::media::recorder::RecorderConfig;
-use crate::media::room::{MemberId, Room, RoomConfig, RoomId};
+use crate::media::room::RoomId;
 use crate::session::blob::MediaSessionBlob;
-use crate::session::registry::{
-    NegotiationError, RegistryConfig, RegistryError, SessionPhase, SessionRegistry,
-};
+use crate::session::registry::{NegotiationError, RegistryError, SessionRegistry};
 use crate::session::token::SessionId;
-
-/// Member ids inside a call's room.
-const LEG: MemberId = MemberId(1);
-const GREETING: MemberId = MemberId(2);
-const ECHO: MemberId = MemberId(3);
-const RECORDER: MemberId = MemberId(4);
-
-/// How a [`MediaHost`] runs.
-#[derive(Clone, Debug)]
-pub struct MediaHostConfig {
-    /// Advertised base of `negotiateUri` (scheme, host, port as peers reach the negotiation
-    /// endpoint, e.g. behind a NAT or a proxy): `https://bot.example.com:8445`.
-    pub negotiate_base: String,
-    /// Session expiry and table size.
-    pub registry: RegistryConfig,
-    /// WebRTC transport: host candidate addresses, public address/port for NAT, timeouts.
-    pub transport: MediaTransportConfig,
-    /// Shard threads.
-    pub shards: ShardConfig,
-    /// Slots in each call leg's packet queues (each way).
-    pub leg_queue_capacity: usize,
-    /// Largest SDP offer accepted by the negotiation endpoint, in bytes.
-    pub max_sdp_bytes: usize,
-    /// Encoder settings of every room.
-    pub encoder: EncoderConfig,
-    /// Codec implementation.
-    pub backend: CodecBackend,
-    /// Capacity of the event channel returned by [`MediaHost::start`]; events beyond it are
-    /// dropped and counted ([`MediaHostStats::events_dropped`]).
-    pub event_capacity: usize,
-}
-
-impl Default for MediaHostConfig {
-    fn default() -> Self {
-        Self {
-            negotiate_base: "https://127.0.0.1:8445".into(),
-            registry: RegistryConfig::default(),
-            transport: MediaTransportConfig::default(),
-            shards: ShardConfig::default(),
-            leg_queue_capacity: 64,
-            max_sdp_bytes: sdp::MAX_SDP_BYTES,
-            encoder: EncoderConfig::default(),
-            backend: CodecBackend::default(),
-            event_capacity: 1024,
-        }
-    }
-}
-
-/// What the bot does with a call's media, set per call at [`MediaHost::create_session`].
-///
-/// Cheap to clone (the prompt is shared).
-#[derive(Clone, Debug, Default)]
-pub struct CallBehaviour {
-    /// A prompt played once when media connects.
-    pub greeting: Option<Arc<Prompt>>,
-    /// Echo the caller back after this delay (rounded to 20 ms frames, at most 10 s).
-    pub echo_delay: Option<Duration>,
-    /// Record the call into this directory (created if missing): see [`RecordingFiles`].
-    pub record_dir: Option<PathBuf>,
-}
-
-/// [`CallBehaviour`] as configured (paths instead of loaded prompts).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BehaviourConfig {
-    /// WAV file of the greeting.
-    pub greeting: Option<PathBuf>,
-    /// Echo delay.
-    pub echo_delay: Option<Duration>,
-    /// Recording directory.
-    pub record_dir: Option<PathBuf>,
-}
-
-impl CallBehaviour {
-    /// The default bot behaviour: greet with `greeting`, echo the caller after 200 ms, record
-    /// into `record_dir`.
-    ///
-    /// # Errors
-    /// The greeting could not be loaded.
-    pub fn demo(greeting: &Path, record_dir: Option<PathBuf>) -> Result<Self, PromptError> {
-        Self::load(
-            &BehaviourConfig {
-                greeting: Some(greeting.to_owned()),
-                echo_delay: Some(Duration::from_millis(200)),
-                record_dir,
-            },
-            CodecBackend::default(),
-            &EncoderConfig::default(),
-        )
-    }
-
-    /// Loads the greeting (decoded and pre-encoded once, shared by every call).
-    ///
-    /// # Errors
-    /// The greeting could not be loaded.
-    pub fn load(
-        config: &BehaviourConfig,
-        backend: CodecBackend,
-        encoder: &EncoderConfig,
-    ) -> Result<Self, PromptError> {
-        let greeting = match &config.greeting {
-            Some(path) => Some(Arc::new(Prompt::from_wav_file(path, backend, encoder)?)),
-            None => None,
-        };
-        Ok(Self {
-            greeting,
-            echo_delay: config.echo_delay,
-            record_dir: config.record_dir.clone(),
-        })
-    }
-}
-
-/// Something that happened to a call's media session.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MediaHostEvent {
-    /// The call.
-    pub call_id: CallId,
-    /// What happened.
-    pub kind: SessionEvent,
-}
-
-/// What happened (see [`MediaHostEvent`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum SessionEvent {
-    /// An offer was answered (201 sent).
-    Negotiated,
-    /// An offer was refused because of the offer itself (400): the token is spent, the call
-    /// will get no media from this session.
-    NegotiationFailed(NegotiationError),
-    /// The transport reported: `Connected`, `Dtmf`, `Failed` (ICE/DTLS, connect timeout) or
-    /// `Closed` (by the remote).
-    Media(MediaEvent),
-    /// The session was never negotiated and expired.
-    Expired,
-    /// The session ended and everything it held was released (the last event of a session).
-    Ended {
-        /// Why.
-        reason: EndReason,
-        /// Recording files, when the call was recorded.
-        recording: Option<RecordingFiles>,
-    },
-}
-
-/// Why a media session ended.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum EndReason {
-    /// The peer sent DELETE.
-    Deleted,
-    /// The owner ended it ([`MediaHost::end_session`]: the call ended, either side).
-    CallEnded,
-    /// The media failed (ICE/DTLS failure, connect timeout).
-    MediaFailed,
-    /// The remote closed the media.
-    MediaClosed,
-    /// The host shut down.
-    Shutdown,
-}
 
 /// Why the host could not do something for its owner.
 #[derive(Debug, thiserror::Error)]
@@ -223,38 +66,6 @@ pub enum MediaHostError {
     /// The session table refused.
     #[error("session registry: {0}")]
     Registry(#[from] RegistryError),
-}
-
-/// Per-call media statistics.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SessionStats {
-    /// Session phase (`None` once forgotten).
-    pub phase: Option<SessionPhase>,
-    /// Time from the answer being sent to ICE + DTLS connected.
-    pub connect_time: Option<Duration>,
-    /// Transport counters (packets in/out on the wire, SRTP rejections, latencies).
-    pub transport: TransportStats,
-    /// Room counters (packets into the jitter buffer, concealed frames, packets sent).
-    pub room: CallRoomStats,
-}
-
-/// Host-wide counters.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
-pub struct MediaHostStats {
-    /// Sessions created.
-    pub created: u64,
-    /// Offers answered with 201.
-    pub negotiated: u64,
-    /// Offers or DELETEs refused (any 4xx/5xx).
-    pub refused: u64,
-    /// Sessions ended after negotiation.
-    pub ended: u64,
-    /// Sessions that expired un-negotiated.
-    pub expired: u64,
-    /// Events dropped because the owner's channel was full.
-    pub events_dropped: u64,
-    /// Calls with a session now.
-    pub live_calls: usize,
 }
 
 /// The media host (cheap to clone; clones share everything).
@@ -386,6 +197,22 @@ impl MediaHost {
         token: &str,
         offer: &str,
     ) -> Result<String, NegotiationError> {
+        self.negotiate_bytes(session_id, token, offer.as_bytes())
+            .await
+    }
+
+    /// [`Self::negotiate`] for a body as received: the session and token are checked first,
+    /// then a body that is not UTF-8 is [`NegotiationError::MalformedSdp`] (and spends the
+    /// token, like any other unusable offer).
+    ///
+    /// # Errors
+    /// A [`NegotiationError`] whose [`NegotiationError::status`] is the HTTP status.
+    pub async fn negotiate_bytes(
+        &self,
+        session_id: &str,
+        token: &str,
+        offer: &[u8],
+    ) -> Result<String, NegotiationError> {
         let result = self.try_negotiate(session_id, token, offer).await;
         let counter = match result {
             Ok(_) => &self.inner.counters.negotiated,
@@ -410,7 +237,7 @@ impl MediaHost {
         };
         match call {
             Ok(call) => {
-                self.inner.end(&call, EndReason::Deleted).await;
+                self.inner.end(&call, None, EndReason::Deleted).await;
                 Ok(())
             }
             Err(e) => {
@@ -424,7 +251,7 @@ impl MediaHost {
     /// removes the room from its shard (it is dropped off-shard), finishes the recording.
     /// Returns false if the call had no session.
     pub async fn end_session(&self, call_id: &CallId) -> bool {
-        self.inner.end(call_id, EndReason::CallEnded).await
+        self.inner.end(call_id, None, EndReason::CallEnded).await
     }
 
     /// Statistics of `call_id`'s session, while the host holds it.
@@ -460,7 +287,7 @@ impl MediaHost {
     }
 
     /// The shard pool's per-shard statistics (tick costs, misses).
-    pub fn shard_stats(&self) -> Vec<super::shard::ShardStats> {
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
         self.inner.pool.stats()
     }
 
@@ -471,7 +298,7 @@ impl MediaHost {
     pub async fn shutdown(&self) -> Result<(), ShardError> {
         let calls: Vec<CallId> = self.inner.lock().calls.keys().cloned().collect();
         for call in calls {
-            self.inner.end(&call, EndReason::Shutdown).await;
+            self.inner.end(&call, None, EndReason::Shutdown).await;
         }
         self.inner.pool.shutdown()
     }
@@ -480,7 +307,7 @@ impl MediaHost {
         &self,
         session_id: &str,
         token: &str,
-        offer: &str,
+        offer: &[u8],
     ) -> Result<String, NegotiationError> {
         let id = SessionId::parse(session_id).ok_or(NegotiationError::UnknownSession)?;
         let (call_id, behaviour) = {
@@ -493,7 +320,15 @@ impl MediaHost {
                 .unwrap_or_default();
             (call_id, behaviour)
         };
-        match self.answer(&call_id, &behaviour, offer).await {
+        let answered = match std::str::from_utf8(offer) {
+            Ok(offer) => {
+                let room = RoomId(self.inner.next_room.fetch_add(1, Ordering::Relaxed));
+                let (config, transport) = (&self.inner.config, &self.inner.transport);
+                build::answer(config, transport, room, &call_id, &behaviour, offer).await
+            }
+            Err(_) => Err(NegotiationError::MalformedSdp("body is not UTF-8".into())),
+        };
+        match answered {
             Ok((answer, built)) => self
                 .inner
                 .install(&id, &call_id, built)
@@ -509,116 +344,6 @@ impl MediaHost {
             }
         }
     }
-
-    /// Checks the offer, builds the call's room off-shard and answers the offer.
-    async fn answer(
-        &self,
-        call_id: &CallId,
-        behaviour: &CallBehaviour,
-        offer: &str,
-    ) -> Result<(String, Built), NegotiationError> {
-        sdp::check(offer).map_err(from_transport)?;
-        let config = &self.inner.config;
-        let ssrc = rand::random::<u32>();
-        let (signal, egress) =
-            Egress::spawn().map_err(|e| NegotiationError::Unavailable(e.to_string()))?;
-        let capacity = config.leg_queue_capacity.max(1);
-        let (inbound_tx, inbound_rx) = rtrb::RingBuffer::new(capacity);
-        let (outbound_tx, outbound_rx) = rtrb::RingBuffer::new(capacity);
-        let (events_tx, events_rx) = mpsc::channel(64);
-        let room_id = RoomId(self.inner.next_room.fetch_add(1, Ordering::Relaxed));
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            NegotiationError::Unavailable(format!("{what}: {e}"))
-        };
-        let room_config = RoomConfig {
-            max_members: 8,
-            encoder: config.encoder,
-            backend: config.backend,
-            ..RoomConfig::default()
-        };
-        let mut room = Room::new(room_id, room_config).map_err(|e| unavailable("room", &e))?;
-        let leg_config = CallLegConfig {
-            ssrc,
-            initial_seq: rand::random(),
-            initial_timestamp: rand::random(),
-            encoder: config.encoder,
-            backend: config.backend,
-            ..CallLegConfig::default()
-        };
-        let leg = Member::call_leg(LEG, &leg_config, inbound_rx, outbound_tx)
-            .map_err(|e| unavailable("call leg", &e))?;
-        let full = |_| NegotiationError::Unavailable("room refused a member".into());
-        room.add_member(leg).map_err(full)?;
-        if let Some(prompt) = &behaviour.greeting {
-            room.add_member(Member::prompt(GREETING, Arc::clone(prompt), PlayMode::Once))
-                .map_err(full)?;
-        }
-        let echo = match behaviour.echo_delay {
-            Some(delay) => {
-                let (member, audio) =
-                    Member::app_endpoint(ECHO, 4).map_err(|e| unavailable("echo", &e))?;
-                room.add_member(member).map_err(full)?;
-                Some(Echo {
-                    delay: EchoDelay::new(delay),
-                    audio,
-                })
-            }
-            None => None,
-        };
-        let recording = match &behaviour.record_dir {
-            Some(dir) => {
-                let (member, events) = Member::recorder(
-                    RECORDER,
-                    &RecorderConfig {
-                        legs: vec![LEG],
-                        mix: true,
-                        capacity: 64,
-                    },
-                );
-                room.add_member(member).map_err(full)?;
-                let recording = Recording::start(dir, call_id, LEG, events)
-                    .map_err(|e| unavailable("recording", &e))?;
-                Some(recording)
-            }
-            None => None,
-        };
-        let (call_room, counters) = CallRoom::new(room, LEG, echo, signal);
-        let leg_queues = LegQueues {
-            inbound: inbound_tx,
-            outbound: outbound_rx,
-            events: events_tx,
-            ssrc,
-            egress,
-        };
-        let (answer, session) = match accept(&self.inner.transport, offer, leg_queues).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                if let Some(r) = recording {
-                    r.finish().await;
-                }
-                return Err(from_transport(e));
-            }
-        };
-        Ok((
-            answer,
-            Built {
-                session: Arc::new(session),
-                room: call_room,
-                counters,
-                recording,
-                events: events_rx,
-            },
-        ))
-    }
-}
-
-/// What negotiation built for a call, before it is installed.
-struct Built {
-    session: Arc<MediaSession>,
-    room: CallRoom,
-    counters: Arc<CallCounters>,
-    recording: Option<Recording>,
-    events: mpsc::Receiver<MediaEvent>,
 }
 
 impl Inner {
@@ -675,16 +400,24 @@ impl Inner {
             return Err(NegotiationError::UnknownSession);
         }
         self.emit(call_id, SessionEvent::Negotiated);
-        tokio::spawn(forward(Arc::downgrade(self), call_id.clone(), events));
+        tokio::spawn(forward(
+            Arc::downgrade(self),
+            call_id.clone(),
+            id.clone(),
+            events,
+        ));
         Ok(())
     }
 
     /// Media connected: the room goes to a shard (the greeting starts now).
-    fn attach_room(&self, call_id: &CallId) {
+    fn attach_room(&self, call_id: &CallId, session: &SessionId) {
         let mut state = self.lock();
         let Some(call) = state.calls.get_mut(call_id) else {
             return;
         };
+        if call.session_id != *session {
+            return;
+        }
         let Some(room) = call.pending_room.take() else {
             return;
         };
@@ -699,10 +432,23 @@ impl Inner {
         }
     }
 
-    /// Ends a call's session and frees what it holds. False if it had none.
-    async fn end(&self, call_id: &CallId, reason: EndReason) -> bool {
+    /// True while `session` is the session the host holds for `call_id` (it has not ended).
+    fn is_current(&self, call_id: &CallId, session: &SessionId) -> bool {
+        self.lock()
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.session_id == *session)
+    }
+
+    /// Ends a call's session and frees what it holds (only session `only`, when given).
+    /// False if it had none. The call is forgotten before anything is awaited, so events of
+    /// the session that arrive while it is torn down are not forwarded: `Ended` is the last.
+    async fn end(&self, call_id: &CallId, only: Option<&SessionId>, reason: EndReason) -> bool {
         let call = {
             let mut state = self.lock();
+            if only.is_some_and(|s| state.calls.get(call_id).is_none_or(|c| c.session_id != *s)) {
+                return false;
+            }
             let Some(call) = state.calls.remove(call_id) else {
                 return false;
             };
@@ -732,24 +478,33 @@ impl Inner {
 }
 
 /// Forwards one session's transport events to the owner and reacts to them.
-async fn forward(host: Weak<Inner>, call_id: CallId, mut events: mpsc::Receiver<MediaEvent>) {
+///
+/// Events of a session the host no longer holds (ended locally, or replaced) are dropped.
+async fn forward(
+    host: Weak<Inner>,
+    call_id: CallId,
+    session: SessionId,
+    mut events: mpsc::Receiver<MediaEvent>,
+) {
     while let Some(event) = events.recv().await {
         let Some(inner) = host.upgrade() else {
             return;
         };
-        inner.emit(&call_id, SessionEvent::Media(event));
-        match event {
-            MediaEvent::Connected => inner.attach_room(&call_id),
-            MediaEvent::Dtmf { .. } => {}
-            MediaEvent::Failed(_) => {
-                inner.end(&call_id, EndReason::MediaFailed).await;
-                return;
-            }
-            MediaEvent::Closed => {
-                inner.end(&call_id, EndReason::MediaClosed).await;
-                return;
-            }
+        if !inner.is_current(&call_id, &session) {
+            return;
         }
+        inner.emit(&call_id, SessionEvent::Media(event));
+        let reason = match event {
+            MediaEvent::Connected => {
+                inner.attach_room(&call_id, &session);
+                continue;
+            }
+            MediaEvent::Dtmf { .. } => continue,
+            MediaEvent::Failed(_) => EndReason::MediaFailed,
+            MediaEvent::Closed => EndReason::MediaClosed,
+        };
+        inner.end(&call_id, Some(&session), reason).await;
+        return;
     }
 }
 
@@ -775,34 +530,5 @@ async fn sweep(host: Weak<Inner>) {
             inner.counters.expired.fetch_add(1, Ordering::Relaxed);
             inner.emit(&e.call_id, SessionEvent::Expired);
         }
-    }
-}
-
-/// [`MediaTransport::accept_offer`] on a blocking-pool thread of the current runtime.
-///
-/// The transport's future is not `Send` (it holds a reference to an `rtrb::Consumer`, which
-/// is not `Sync`, across an await), so it cannot run inside an axum handler's future. Driving
-/// it with `Handle::block_on` on a blocking-pool thread keeps it off the handler's future;
-/// the tasks it spawns run on the runtime as usual. Remove once the transport's future is
-/// `Send`.
-async fn accept(
-    transport: &MediaTransport,
-    offer: &str,
-    leg: LegQueues,
-) -> Result<(String, MediaSession), TransportError> {
-    let transport = transport.clone();
-    let offer = offer.to_owned();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(transport.accept_offer(&offer, leg)))
-        .await
-        .unwrap_or_else(|e| Err(TransportError::Setup(format!("accept task: {e}"))))
-}
-
-fn from_transport(e: TransportError) -> NegotiationError {
-    match e {
-        TransportError::MalformedSdp(why) => NegotiationError::MalformedSdp(why),
-        TransportError::NoAudio => NegotiationError::NoAudio,
-        TransportError::NoOpus => NegotiationError::NoOpus,
-        other => NegotiationError::Unavailable(other.to_string()),
     }
 }
