@@ -46,7 +46,7 @@ fn loopback_bot(
                 _ = &mut stop_rx => break,
             }
             while let Some(mut p) = port.pop() {
-                got.push(p.clone());
+                got.push(p);
                 p.arrival = Instant::now();
                 port.push(p);
             }
@@ -219,7 +219,7 @@ struct EchoPeer {
     token: String,
     /// Packets received from the media processor.
     received: Arc<Mutex<Vec<RtpPacket>>>,
-    sessions: Arc<Mutex<Vec<MediaSession>>>,
+    sessions: Arc<Mutex<Vec<(String, MediaSession)>>>,
     deletes: Arc<Mutex<u32>>,
 }
 
@@ -243,7 +243,15 @@ async fn echo_offer(State(peer): State<EchoPeer>, headers: HeaderMap, body: Byte
     let Ok((answer, session)) = accepted else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    peer.sessions.lock().expect("lock").push(session);
+    let resource = {
+        let mut sessions = peer.sessions.lock().expect("lock");
+        let resource = format!(
+            "echo-{}",
+            sessions.len() + *peer.deletes.lock().expect("lock") as usize
+        );
+        sessions.push((resource.clone(), session));
+        resource
+    };
     let received = Arc::clone(&peer.received);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(2));
@@ -253,7 +261,7 @@ async fn echo_offer(State(peer): State<EchoPeer>, headers: HeaderMap, body: Byte
                 break;
             }
             while let Ok(mut p) = ends.inbound.pop() {
-                received.lock().expect("lock").push(p.clone());
+                received.lock().expect("lock").push(p);
                 p.meta.ssrc = ECHO_SSRC;
                 p.arrival = Instant::now();
                 let _ = ends.outbound.push(p);
@@ -269,20 +277,24 @@ async fn echo_offer(State(peer): State<EchoPeer>, headers: HeaderMap, body: Byte
     (
         StatusCode::CREATED,
         [
-            (header::CONTENT_TYPE, "application/sdp"),
-            (header::LOCATION, "/media/v1/sessions/echo"),
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, format!("/media/v1/sessions/{resource}")),
         ],
         answer,
     )
         .into_response()
 }
 
-async fn echo_delete(State(peer): State<EchoPeer>, Path(_id): Path<String>) -> StatusCode {
-    *peer.deletes.lock().expect("lock") += 1;
-    let sessions = std::mem::take(&mut *peer.sessions.lock().expect("lock"));
-    for s in sessions {
-        s.close().await;
-    }
+async fn echo_delete(State(peer): State<EchoPeer>, Path(id): Path<String>) -> StatusCode {
+    let session = {
+        let mut sessions = peer.sessions.lock().expect("lock");
+        let Some(i) = sessions.iter().position(|(r, _)| *r == id) else {
+            return StatusCode::NOT_FOUND;
+        };
+        *peer.deletes.lock().expect("lock") += 1;
+        sessions.remove(i).1
+    };
+    session.close().await;
     StatusCode::OK
 }
 
@@ -342,6 +354,12 @@ async fn the_caller_hears_its_own_speech_back_through_a_webrtc_echo_peer() {
         .expect("joins");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let report = leg.leave().await;
+    // The room is gone from the emulator's shard.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mp.shard_stats().iter().map(|s| s.rooms).sum::<u64>() > 0 {
+        assert!(Instant::now() < deadline, "room still on its shard");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     mp.shutdown().expect("shards stop");
 
     let rt = report
@@ -372,6 +390,41 @@ async fn the_caller_hears_its_own_speech_back_through_a_webrtc_echo_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_concurrent_calls_each_hear_their_own_echo() {
+    let echo = echo_peer().await;
+    let mp = processor(&echo.cert);
+    let joins = (0..3).map(|i| {
+        let mp = mp.clone();
+        let blob = echo.blob.clone();
+        let caller = if i % 2 == 0 {
+            ParticipantMedia::caller()
+        } else {
+            ParticipantMedia::second()
+        };
+        tokio::spawn(async move { mp.join(&format!("call-{i}"), &blob, vec![caller]).await })
+    });
+    let mut legs = Vec::new();
+    for j in joins {
+        legs.push(j.await.expect("join task").expect("joins"));
+    }
+    assert_eq!(mp.shard_stats().iter().map(|s| s.rooms).sum::<u64>(), 3);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for leg in legs {
+        let report = leg.leave().await;
+        let rt = report
+            .round_trip(0, Duration::from_secs(1))
+            .expect("speech sent");
+        eprintln!(
+            "{}: round trip {:.1} ms, correlation {:.3}",
+            report.call_id, rt.delay_ms, rt.correlation
+        );
+        assert!(rt.correlation >= 0.8, "{}: {rt:?}", report.call_id);
+        assert_eq!(report.participants[0].underruns, 0);
+    }
+    mp.shutdown().expect("shards stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bot_receives_the_mix_of_two_participants_over_webrtc() {
     let echo = echo_peer().await;
     let mp = processor(&echo.cert);
@@ -389,11 +442,14 @@ async fn the_bot_receives_the_mix_of_two_participants_over_webrtc() {
     let received = std::mem::take(&mut *echo.state.received.lock().expect("lock"));
     let to_bot = decode(&received);
 
-    let a = &report.participants[0].sent;
-    let b = &report.participants[1].sent;
+    // The participants were held silent until media connected; the room's first packet to
+    // the bot carries their first words. Start both timelines there.
+    let start = mediabot::emulator::media::round_trip::first_audio_in(&report.participants[0].sent)
+        .expect("the caller spoke");
+    let a = &report.participants[0].sent[start..];
+    let b = &report.participants[1].sent[start..];
     let n = to_bot.len().min(a.len()).min(b.len()).min(48_000 * 2);
     let sum: Vec<f32> = a[..n].iter().zip(&b[..n]).map(|(x, y)| x + y).collect();
-    // The bot's stream starts when media connected; align on the mix.
     let al = align(&to_bot[..n], &sum[..n], 9_600);
     let (t, r) = overlap(&to_bot[..n], &sum[..n], al.lag);
     let c_sum = correlation(r, t);
@@ -551,4 +607,233 @@ async fn the_bot_ending_the_session_ends_the_leg() {
     assert_eq!(report.end, Some(LegEnd::BotClosed));
     let _ = host.shutdown().await;
     mp.shutdown().expect("stop");
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the emulator: the bot answers a rung call with an app-hosted blob; the emulator's
+// media processor joins (or leaves the blob to an external peer).
+// ---------------------------------------------------------------------------------------
+
+#[path = "support/bot_emulator.rs"]
+mod support;
+
+use mediabot::adapters::call_handler::CallHandler;
+use mediabot::adapters::graph_client::BoxFuture;
+use mediabot::call::wire::{MediaConfig, Modality};
+use mediabot::call::{Answer, CallConfig, CallEvent, Decision, IncomingCall};
+use mediabot::emulator::RingRequest;
+use mediabot::emulator::media::{MediaRequest, MediaState};
+use mediabot::emulator::record::Phase;
+use mediabot::emulator::scenario::Scenario;
+
+/// A bot that answers every call with a real media session: echo after 100 ms.
+#[derive(Debug)]
+struct EchoBot {
+    host: MediaHost,
+}
+
+impl CallHandler for EchoBot {
+    fn on_incoming(&self, call: IncomingCall) -> BoxFuture<'static, Decision> {
+        let behaviour = CallBehaviour {
+            echo_delay: Some(Duration::from_millis(100)),
+            ..CallBehaviour::default()
+        };
+        let id = CallId::from(call.call_id.as_str());
+        let blob = self.host.create_session(&id, behaviour).expect("session");
+        Box::pin(std::future::ready(Decision::Answer(Answer {
+            media_config: MediaConfig::app_hosted(blob.to_json()),
+            accepted_modalities: vec![Modality::Audio],
+            participant_capacity: None,
+        })))
+    }
+
+    fn on_event(&self, event: &CallEvent) {
+        if let CallEvent::Terminated { call_id, .. } = event {
+            let host = self.host.clone();
+            let id = CallId::from(call_id.as_str());
+            tokio::spawn(async move { host.end_session(&id).await });
+        }
+    }
+}
+
+async fn emulator_and_echo_bot() -> (support::Pair, MediaHost, (TlsIdentity, HttpsServer)) {
+    let (host, tls, server) = bot_host().await;
+    let pair = support::start(
+        Arc::new(EchoBot { host: host.clone() }),
+        CallConfig::default(),
+    )
+    .await;
+    pair.emu
+        .trust_bot_certificate(tls.certificate().clone())
+        .expect("trust the negotiation endpoint");
+    (pair, host, (tls, server))
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_rung_with_media_is_joined_by_the_emulator_and_ends_when_the_caller_hangs_up() {
+    let (pair, host, _server) = emulator_and_echo_bot().await;
+    let id = pair
+        .emu
+        .ring(
+            RingRequest::new(pair.bot.webhook_url(), Scenario::P2p).media(MediaRequest::emulator()),
+        )
+        .expect("ring");
+    let connected = pair
+        .emu
+        .wait_media(&id, |m| m.state == MediaState::Connected, WAIT)
+        .await
+        .expect("media connected");
+    assert!(connected.blob.is_some() && connected.connect_ms.is_some());
+    // The control API shows it in the call record.
+    let client =
+        mediabot::adapters::tls::https_client(&[pair.emu.certificate().clone()]).expect("client");
+    let record: serde_json::Value = client
+        .get(format!("{}/calls/{id}", pair.emu.control_url()))
+        .send()
+        .await
+        .expect("GET call")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(record["media"]["state"], "connected");
+    assert_eq!(record["media"]["peer"], "emulator");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    pair.emu.hangup(&id).expect("caller hangs up");
+    let ended = pair
+        .emu
+        .wait_media(&id, |m| m.state == MediaState::Ended, WAIT)
+        .await
+        .expect("media ended");
+    eprintln!(
+        "emulator-joined call: {}",
+        serde_json::to_string(&ended).expect("json")
+    );
+    assert_eq!(ended.ended_by.as_deref(), Some("callEnded"));
+    let rt = ended.round_trip.expect("measured");
+    assert!(rt.correlation >= 0.8, "{rt:?}");
+    assert!(rt.delay_ms >= 100.0 && rt.delay_ms < 600.0, "{rt:?}");
+    assert!(
+        ended.packets_in > 100 && ended.packets_out > 100,
+        "{ended:?}"
+    );
+    let report = pair.emu.take_media_report(&id).expect("report with audio");
+    assert!(!report.participants[0].heard.is_empty());
+    assert!(pair.emu.take_media_report(&id).is_none(), "taken once");
+    // The bot's media session was ended with the call.
+    let call = CallId::from(id.as_str());
+    let deadline = Instant::now() + WAIT;
+    while host
+        .stats(&call)
+        .is_some_and(|s| s.transport.failure.is_none() && s.phase.is_some())
+    {
+        assert!(Instant::now() < deadline, "bot session still alive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_peer_gets_the_blob_and_the_emulator_does_not_join() {
+    let (pair, host, (tls, _server)) = emulator_and_echo_bot().await;
+    let id = pair
+        .emu
+        .ring(
+            RingRequest::new(pair.bot.webhook_url(), Scenario::Pstn)
+                .media(MediaRequest::external()),
+        )
+        .expect("ring");
+    pair.emu
+        .wait_until(&id, |c| c.state == Phase::Established, WAIT)
+        .await
+        .expect("established");
+    let m = pair
+        .emu
+        .wait_media(&id, |m| m.state == MediaState::External, WAIT)
+        .await
+        .expect("blob handed out");
+    // Whoever asked reads the blob from the control API.
+    let client =
+        mediabot::adapters::tls::https_client(&[pair.emu.certificate().clone()]).expect("client");
+    let media: serde_json::Value = client
+        .get(format!("{}/calls/{id}/media", pair.emu.control_url()))
+        .send()
+        .await
+        .expect("GET media")
+        .json()
+        .await
+        .expect("json");
+    let blob = media["blob"].as_str().expect("blob").to_owned();
+    assert_eq!(Some(&blob), m.blob.as_ref());
+    MediaSessionBlob::parse(&blob).expect("a v1 blob");
+    // The emulator did not negotiate: the bot's session is still waiting for an offer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(host.host_stats().negotiated, 0);
+    assert_eq!(
+        pair.emu.media(&id).expect("record").state,
+        MediaState::External
+    );
+    // Another WebRTC stack (here: a second media processor) can join with it.
+    let other = processor(&tls);
+    let leg = other
+        .join(&id, &blob, vec![ParticipantMedia::caller()])
+        .await
+        .expect("the external peer joins");
+    assert_eq!(host.host_stats().negotiated, 1);
+    let report = leg.leave().await;
+    assert_eq!(report.delete_status, Some(200));
+    other.shutdown().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_hanging_up_ends_the_emulators_media_leg() {
+    let (pair, _host, _server) = emulator_and_echo_bot().await;
+    let id = pair
+        .emu
+        .ring(
+            RingRequest::new(pair.bot.webhook_url(), Scenario::P2p).media(MediaRequest::emulator()),
+        )
+        .expect("ring");
+    pair.emu
+        .wait_media(&id, |m| m.state == MediaState::Connected, WAIT)
+        .await
+        .expect("media connected");
+    pair.bot
+        .hang_up(&mediabot::call::CallId::from(id.as_str()))
+        .await
+        .expect("bot hangs up");
+    let ended = pair
+        .emu
+        .wait_media(&id, |m| m.state == MediaState::Ended, WAIT)
+        .await
+        .expect("media ended");
+    // The call's termination or the bot closing its media session, whichever came first.
+    assert!(
+        matches!(ended.ended_by.as_deref(), Some("callEnded" | "botClosed")),
+        "{ended:?}"
+    );
+    assert_eq!(pair.emu.call(&id).expect("call").state, Phase::Terminated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_rung_without_media_has_no_media_record() {
+    let (pair, _host, _server) = emulator_and_echo_bot().await;
+    let id = pair
+        .emu
+        .ring(RingRequest::new(pair.bot.webhook_url(), Scenario::P2p))
+        .expect("ring");
+    pair.emu
+        .wait_until(&id, |c| c.state == Phase::Established, WAIT)
+        .await
+        .expect("established");
+    assert_eq!(pair.emu.media(&id), None);
+    let client =
+        mediabot::adapters::tls::https_client(&[pair.emu.certificate().clone()]).expect("client");
+    let r = client
+        .get(format!("{}/calls/{id}/media", pair.emu.control_url()))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 404);
 }

@@ -12,10 +12,12 @@
 //! | [`speech`] | [`ParticipantMedia`]: a participant's name and speech WAV; WAV loading at 48 kHz |
 //! | [`participant`] | the feeder/drain of one participant and its [`ParticipantReport`] |
 //! | [`call_room`] | [`CallRoom`]: the call's room on a shard and its pump task |
+//! | [`desk`] | per call: what the ring asked ([`MediaRequest`]: emulator or external peer) and the [`MediaRecord`] |
 //! | [`processor`] | [`MediaProcessor`]: blob → WHIP-style negotiation → WebRTC → the call's room |
 //! | [`round_trip`] | the round-trip delay by cross-correlation; "the greeting is heard first" |
 
 pub mod call_room;
+pub mod desk;
 pub mod error;
 pub mod participant;
 pub mod processor;
@@ -25,6 +27,7 @@ pub mod speech;
 pub use call_room::{
     BotLegQueues, BotPlayout, CallRoom, CallRoomConfig, MediaPool, MixRoom, RoomReport,
 };
+pub use desk::{MediaPeer, MediaRecord, MediaRequest, MediaState, ParticipantSpec};
 pub use error::MediaProcError;
 pub use participant::ParticipantReport;
 pub use processor::{LegEnd, MediaLeg, MediaProcessor, MediaProcessorConfig, MediaReport};

@@ -18,8 +18,10 @@
 //!
 //! The search reference is an excerpt of what was sent: [`EXCERPT`] of audio from where the
 //! speech starts (the first frame above [`SILENCE_DBFS`]), so leading silence never
-//! dominates. The correlation reported is then computed over all the speech at the delay
-//! found.
+//! dominates. The delay is then tracked over all the speech in 1 s segments (whole-frame moves of
+//! up to ±2 frames): on a
+//! real path it moves by whole frames when a jitter buffer adapts or a loaded shard skips a
+//! tick, and one fixed lag would misjudge the rest of the call.
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,6 +38,13 @@ pub const COARSE_DECIMATION: usize = 24;
 pub const FINE_RADIUS: usize = 96;
 /// Length of the reference excerpt.
 pub const EXCERPT: Duration = Duration::from_secs(3);
+/// Length of the segments the delay is tracked over.
+const SEGMENT: usize = 48_000;
+/// How far (48 kHz samples, 40 ms: two frames, plus the fine radius) a segment's delay may
+/// move from the excerpt's.
+const TRACK_RADIUS: usize = 2 * FRAME_SAMPLES + TRACK_FINE;
+/// Half-width of each segment's fine search around a whole-frame move (0.5 ms).
+const TRACK_FINE: usize = 24;
 /// A 20 ms frame whose RMS is below this (dBFS) counts as silence.
 pub const SILENCE_DBFS: f32 = -45.0;
 
@@ -48,9 +57,13 @@ pub struct RoundTrip {
     pub delay_ms: f64,
     /// The delay in 48 kHz samples.
     pub lag_samples: usize,
-    /// Normalized cross-correlation of the sent excerpt with what was heard at that delay
-    /// (1.0 = the same waveform up to gain).
+    /// Normalized cross-correlation of all the speech sent with what was heard at the
+    /// delay, tracked per 1 s segment (1.0 = the same waveform up to gain).
     pub correlation: f32,
+    /// How much the delay moved during the speech (largest minus smallest segment delay),
+    /// ms: 0 on a steady path; a multiple of 20 ms when a jitter buffer adapted or a tick was
+    /// skipped.
+    pub delay_spread_ms: f64,
 }
 
 impl RoundTrip {
@@ -62,8 +75,11 @@ impl RoundTrip {
 
 /// Finds the delay in `min_delay..=max_delay` at which `sent` (the participant's own speech)
 /// best reappears in `heard`, by normalized cross-correlation (see the module docs). The
-/// delay is searched with an excerpt; the correlation reported is that of **all** the speech
-/// sent (first to last non-silent frame) with what was heard at that delay.
+/// delay is searched with an excerpt, then tracked over **all** the speech sent (first to
+/// last non-silent frame) in 1 s segments, each at the excerpt's delay moved by 0, ±1 or ±2
+/// whole frames (±0.5 ms): the delay reported is the segments' median, the correlation that
+/// of all segments, each at its own delay, and [`RoundTrip::delay_spread_ms`] says how much
+/// the delay moved.
 ///
 /// Returns `None` when `sent` holds no speech, or `heard` is too short to hold the excerpt at
 /// `min_delay`. A returned correlation near 0 means the speech did not come back.
@@ -88,14 +104,76 @@ pub fn round_trip(
     }
     let coarse_lag = coarse_search(reference, &heard[start..], min_lag, max_lag);
     let (lag, _) = fine_search(reference, &heard[start..], coarse_lag, min_lag, max_lag);
-    // Judge the whole speech at that delay, not only the excerpt used to find it.
+    // Judge the whole speech, a segment at a time: a jitter buffer that adapts, or a tick a
+    // loaded shard skipped, moves the delay by a frame or two during a call.
     let end = end_of_audio(sent).max(start + FRAME_SAMPLES);
-    let (r, t) = overlap(&sent[start..end], &heard[start..], lag as isize);
+    let track_lo = lag.saturating_sub(TRACK_RADIUS).max(min_lag);
+    let track_hi = (lag + TRACK_RADIUS).min(max_lag);
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    let mut lags = Vec::new();
+    let mut at = start;
+    while at < end {
+        let seg_end = (at + SEGMENT).min(end);
+        let seg = &sent[at..seg_end];
+        at = seg_end;
+        if seg.len() < FRAME_SAMPLES || rms_db(seg) <= SILENCE_DBFS {
+            continue;
+        }
+        let base = seg_end - seg.len();
+        let Some(test) = heard.get(base..) else { break };
+        if test.len() < track_lo + FRAME_SAMPLES {
+            break;
+        }
+        let hi = track_hi.min(test.len() - FRAME_SAMPLES);
+        // Delays move by whole frames: try the excerpt's delay and ±1, ±2 frames from it.
+        let mut best = (lag.clamp(track_lo, hi), f32::NEG_INFINITY);
+        for k in -2isize..=2 {
+            let Some(candidate) = lag.checked_add_signed(k * FRAME_SAMPLES as isize) else {
+                continue;
+            };
+            if candidate < track_lo || candidate > hi {
+                continue;
+            }
+            let found = fine_search_within(seg, test, candidate, TRACK_FINE, track_lo, hi);
+            if found.1 > best.1 {
+                best = found;
+            }
+        }
+        let seg_lag = best.0;
+        let (r, t) = overlap(seg, test, seg_lag as isize);
+        let (x, y, z) = sums(r, t);
+        ab += x;
+        aa += y;
+        bb += z;
+        lags.push(seg_lag);
+    }
+    let correlation = if aa > 0.0 && bb > 0.0 {
+        (ab / (aa * bb).sqrt()) as f32
+    } else {
+        0.0
+    };
+    lags.sort_unstable();
+    let median = lags.get(lags.len() / 2).copied().unwrap_or(lag);
+    let spread = match (lags.first(), lags.last()) {
+        (Some(lo), Some(hi)) => hi - lo,
+        _ => 0,
+    };
     Some(RoundTrip {
-        delay_ms: lag as f64 * 1_000.0 / RATE,
-        lag_samples: lag,
-        correlation: correlation(r, t),
+        delay_ms: median as f64 * 1_000.0 / RATE,
+        lag_samples: median,
+        correlation,
+        delay_spread_ms: spread as f64 * 1_000.0 / RATE,
     })
+}
+
+/// Σab, Σa², Σb² in f64.
+fn sums(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
+    a.iter()
+        .zip(b)
+        .fold((0.0, 0.0, 0.0), |(ab, aa, bb), (&x, &y)| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            (ab + x * y, aa + x * x, bb + y * y)
+        })
 }
 
 /// One past the last sample of the last 20 ms frame louder than [`SILENCE_DBFS`] (0 when
@@ -210,8 +288,20 @@ fn fine_search(
     min_lag: usize,
     max_lag: usize,
 ) -> (usize, f32) {
-    let base = coarse.saturating_sub(FINE_RADIUS).max(min_lag);
-    let top = (coarse + FINE_RADIUS).min(max_lag);
+    fine_search_within(reference, test, coarse, FINE_RADIUS, min_lag, max_lag)
+}
+
+/// [`fine_search`] within ±`radius` samples of `coarse`.
+fn fine_search_within(
+    reference: &[f32],
+    test: &[f32],
+    coarse: usize,
+    radius: usize,
+    min_lag: usize,
+    max_lag: usize,
+) -> (usize, f32) {
+    let base = coarse.saturating_sub(radius).max(min_lag);
+    let top = (coarse + radius).min(max_lag);
     let end = (top + reference.len()).min(test.len());
     let shifted = &test[base.min(end)..end];
     // `align` searches ±radius around 0; centre it on the middle of base..=top.
@@ -252,6 +342,21 @@ mod tests {
         assert_eq!(rt.lag_samples, 21_003);
         assert!((rt.delay_ms - 437.5625).abs() < 1e-6, "{rt:?}");
         assert!(rt.correlation > 0.999, "{rt:?}");
+    }
+
+    #[test]
+    fn a_delay_that_moves_by_a_frame_is_tracked() {
+        let s = speech();
+        // 200 ms for the first 4 s, then 220 ms (a jitter buffer grew by one frame).
+        let cut = 4 * 48_000;
+        let mut heard = vec![0.0; s.len() + 48_000];
+        for (i, x) in s.iter().enumerate() {
+            let d = if i < cut { 9_600 } else { 10_560 };
+            heard[i + d] = x * 0.5;
+        }
+        let rt = round_trip(&s, &heard, Duration::ZERO, Duration::from_secs(1)).expect("found");
+        assert!(rt.correlation > 0.95, "{rt:?}");
+        assert!((rt.delay_spread_ms - 20.0).abs() < 0.1, "{rt:?}");
     }
 
     #[test]
