@@ -92,6 +92,10 @@ struct EmulatorArgs {
     /// Accept any bot certificate (development only).
     #[arg(long)]
     accept_invalid_bot_certs: bool,
+    /// The URL bots use to reach the emulator (when it is not the listen address, e.g.
+    /// behind a proxy or listening on 0.0.0.0).
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -214,6 +218,7 @@ async fn emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         app_id: args.app_id,
         app_secret: args.app_secret,
         accept_invalid_bot_certs: args.accept_invalid_bot_certs,
+        public_url: args.public_url,
         ..EmulatorConfig::default()
     };
     if let Some(t) = args.tenant_id {

@@ -244,6 +244,27 @@ async fn unknown_call_is_item_not_found() {
         .unwrap();
     let (status, code, _) = error_code(resp).await;
     assert_eq!((status, code.as_str()), (404, "itemNotFound"));
+    let unmatched: Value = client
+        .get(format!("{}/unmatched", emu.control_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = unmatched["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1.0/communications/calls/no-such-call/answer",
+            "/v1.0/communications/calls/no-such-call"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -611,4 +632,92 @@ async fn control_api_rings_reads_and_hangs_up() {
         .await
         .unwrap();
     assert_eq!(again.status(), 409);
+}
+
+#[tokio::test]
+async fn server_error_and_delay_knobs_set_globally_through_the_control_api() {
+    let (emu, mut bot, client) = start(ModelConfig::default()).await;
+    let tok = token(&emu, &client).await;
+    let faults = json!({
+        "serverError": { "status": 503, "count": 2, "retryAfterSecs": 1 },
+        "delayMs": 50,
+        "duplicate": true
+    });
+    let resp = client
+        .put(format!("{}/faults", emu.control_url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = emu.ring(RingRequest::new(&bot.url, Scenario::P2p)).unwrap();
+    // The duplicate knob delivers the incoming notification twice.
+    assert_eq!(bot.next_state().await, "incoming");
+    assert_eq!(bot.next_state().await, "incoming");
+    for _ in 0..2 {
+        let resp = post_action(
+            &client,
+            &emu,
+            Some(&tok),
+            &id,
+            "answer",
+            &answer_body(&bot.url),
+        )
+        .await;
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let (status, code, _) = error_code(resp).await;
+        assert_eq!((status, code.as_str()), (503, "serviceNotAvailable"));
+    }
+    let resp = post_action(
+        &client,
+        &emu,
+        Some(&tok),
+        &id,
+        "answer",
+        &answer_body(&bot.url),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let rec = emu.call(&id).unwrap();
+    let seen: Vec<(u16, f64)> = rec
+        .requests()
+        .map(|r| (r.status, r.delay.as_secs_f64()))
+        .collect();
+    assert_eq!(seen, [(503, 0.05), (503, 0.05), (202, 0.05)]);
+    assert!(rec.notifications().filter(|n| n.duplicate).count() >= 1);
+    // A call rung with its own knobs ignores the global ones.
+    let id = emu
+        .ring(RingRequest::new(&bot.url, Scenario::P2p).faults(Faults::default()))
+        .unwrap();
+    let resp = post_action(
+        &client,
+        &emu,
+        Some(&tok),
+        &id,
+        "answer",
+        &answer_body(&bot.url),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+}
+
+#[tokio::test]
+async fn an_unreachable_bot_is_recorded_and_the_call_times_out() {
+    let model = ModelConfig {
+        answer_window: Duration::from_millis(200),
+        ..ModelConfig::default()
+    };
+    let (emu, _bot, _client) = start(model).await;
+    // Nothing listens on port 9 of 127.0.0.1 (discard) in the test environment.
+    let id = emu
+        .ring(RingRequest::new(
+            "https://127.0.0.1:9/api/calling",
+            Scenario::Pstn,
+        ))
+        .unwrap();
+    let rec = emu.wait_settled(&id, WAIT).await.unwrap();
+    assert_eq!(rec.outcome, Outcome::TimedOut);
+    let first = rec.notifications().next().unwrap();
+    assert_eq!(first.bot_status, None);
+    assert!(first.error.is_some());
 }

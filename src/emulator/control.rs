@@ -6,7 +6,8 @@
 //! | `GET /emulator/v1` | – | 200 URLs (Graph, token, OpenID), app id, secret, tenant |
 //! | `POST /emulator/v1/calls` | [`RingRequest`] | 201 `{id, scenario, answerWindowMs, …}` + `Location` |
 //! | `GET /emulator/v1/calls` | – | 200 `{"value": [CallSummary…]}` |
-//! | `GET /emulator/v1/calls/{id}` | – | 200 [`CallRecord`](super::record::CallRecord) / 404 |
+//! | `GET /emulator/v1/calls/{id}` | – | 200 [`CallRecord`] / 404 |
+//! | `GET /emulator/v1/unmatched` | – | 200 `{"value": [request…]}`: requests for unknown call ids (latest 1000) |
 //! | `POST /emulator/v1/calls/{id}/hangup` | – | 202 / 404 / 409 (already terminated) |
 //! | `GET /emulator/v1/calls/{id}/wait` | `state`, `outcome`, `settled=true`, `timeoutMs` (default 20000) | 200 record when it holds, 408 record when not |
 //! | `GET`/`PUT /emulator/v1/faults` | [`Faults`] | 200 the global knobs |
@@ -116,6 +117,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/emulator/v1", get(info))
         .route("/emulator/v1/calls", post(ring).get(list))
         .route("/emulator/v1/calls/{id}", get(one))
+        .route("/emulator/v1/unmatched", get(unmatched))
         .route("/emulator/v1/calls/{id}/hangup", post(hangup))
         .route("/emulator/v1/calls/{id}/wait", get(wait))
         .route("/emulator/v1/faults", get(get_faults).put(put_faults))
@@ -182,6 +184,12 @@ async fn ring(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
 
 async fn list(State(s): State<Arc<Shared>>) -> Response {
     axum::Json(json!({ "value": s.model().calls() })).into_response()
+}
+
+async fn unmatched(State(s): State<Arc<Shared>>) -> Response {
+    let m = s.model();
+    let value: Vec<_> = m.unmatched_requests().collect();
+    axum::Json(json!({ "value": value })).into_response()
 }
 
 async fn one(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {

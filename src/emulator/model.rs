@@ -36,17 +36,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use crate::graph::{
-    Call, CallDirection, CallId, CallState, ChangeType, CommsNotification, CommsNotifications,
-    ResultInfo,
-};
+use crate::graph::{Call, ChangeType, ResultInfo};
 
-use super::fault::{FaultState, Faults, Injected};
-use super::record::{
-    Action, CallRecord, CallSummary, Decision, EndReason, EventRecord, HistoryEntry,
-    NotificationRecord, Outcome, Phase, RequestRecord,
-};
-use super::request::{self, Invalid};
+use super::emulated_call::{EmulatedCall, Outbox, Timer, error, request_record};
+use super::fault::{FaultState, Faults};
+use super::record::{CallRecord, CallSummary, HistoryEntry, Outcome, Phase, RequestRecord};
 use super::scenario::{CallParams, Scenario, Script};
 
 /// Service-wide settings of the model.
@@ -66,6 +60,8 @@ pub struct ModelConfig {
     pub tenant_id: String,
     /// Seed of the id generator (same seed, same ids).
     pub seed: u64,
+    /// How many calls are remembered; beyond it the oldest terminated ones are forgotten.
+    pub max_calls: usize,
 }
 
 impl Default for ModelConfig {
@@ -78,6 +74,7 @@ impl Default for ModelConfig {
             establish_delay: Duration::from_millis(20),
             tenant_id: "2d4bc0c4-4c9e-4a8e-9b6e-6c1d9a1f0e55".into(),
             seed: 0x6d65_6469_6162_6f74,
+            max_calls: 10_000,
         }
     }
 }
@@ -218,35 +215,18 @@ pub enum ModelError {
 pub struct Model {
     config: ModelConfig,
     defaults: Faults,
-    calls: HashMap<String, Entry>,
+    calls: HashMap<String, EmulatedCall>,
     order: Vec<String>,
+    /// Calls that may still have timers (not yet seen terminated), in ring order.
+    live: Vec<String>,
     out: Outbox,
     rng: StdRng,
+    started: Option<Instant>,
+    unmatched: VecDeque<RequestRecord>,
 }
 
-#[derive(Debug, Default)]
-struct Outbox {
-    queue: VecDeque<Output>,
-    next_seq: u64,
-}
-
-#[derive(Debug)]
-struct Entry {
-    rec: CallRecord,
-    rang_at: Instant,
-    faults: FaultState,
-    incoming_sent: Option<Duration>,
-    etag: u64,
-    timers: Vec<(Instant, Timer)>,
-}
-
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-enum Timer {
-    AnswerDeadline,
-    Established,
-    CallerHangUp,
-    CallerCancel,
-}
+/// How many requests for unknown calls are kept.
+pub const MAX_UNMATCHED: usize = 1000;
 
 impl Model {
     /// A service with no calls.
@@ -257,8 +237,11 @@ impl Model {
             defaults: Faults::default(),
             calls: HashMap::new(),
             order: Vec::new(),
+            live: Vec::new(),
             out: Outbox::default(),
             rng,
+            started: None,
+            unmatched: VecDeque::new(),
         }
     }
 
@@ -275,6 +258,12 @@ impl Model {
     /// The global fault knobs.
     pub fn default_faults(&self) -> &Faults {
         &self.defaults
+    }
+
+    /// Requests for call ids the emulator does not know (the latest [`MAX_UNMATCHED`]), `atMs`
+    /// counted from the model's first input.
+    pub fn unmatched_requests(&self) -> impl Iterator<Item = &RequestRecord> {
+        self.unmatched.iter()
     }
 
     /// A scripted caller rings a bot: builds the call, queues the `created` notification and
@@ -326,7 +315,7 @@ impl Model {
         if let Some(after) = ring.script.cancel_after() {
             timers.push((now + after, Timer::CallerCancel));
         }
-        let mut entry = Entry {
+        let mut entry = EmulatedCall {
             rec: CallRecord {
                 id: id.clone(),
                 scenario: ring.scenario,
@@ -357,6 +346,8 @@ impl Model {
         entry.notify(now, &mut self.out, ChangeType::Created, full);
         self.calls.insert(id.clone(), entry);
         self.order.push(id.clone());
+        self.live.push(id.clone());
+        self.evict();
         Ok(id)
     }
 
@@ -385,7 +376,7 @@ impl Model {
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| self.config.tenant_id.clone());
         let faults = self.defaults.clone();
-        let mut entry = Entry {
+        let mut entry = EmulatedCall {
             rec: CallRecord {
                 id: id.clone(),
                 scenario,
@@ -414,6 +405,9 @@ impl Model {
         self.calls.insert(id.clone(), entry);
         self.order.retain(|o| *o != id);
         self.order.push(id.clone());
+        self.live.retain(|o| *o != id);
+        self.live.push(id.clone());
+        self.evict();
         Ok(id)
     }
 
@@ -421,15 +415,22 @@ impl Model {
     /// the deadline is late.
     pub fn handle_request(&mut self, now: Instant, req: ApiRequest) -> ApiResponse {
         self.handle_timeout(now);
+        let started = *self.started.get_or_insert(now);
         let Some(entry) = self.calls.get_mut(&req.call_id) else {
-            return match req.auth {
-                Err(why) => error(401, "InvalidAuthenticationToken", &why),
+            let resp = match &req.auth {
+                Err(why) => error(401, "InvalidAuthenticationToken", why),
                 Ok(_) => error(
                     404,
                     "itemNotFound",
                     &format!("Call {} was not found.", req.call_id),
                 ),
             };
+            if self.unmatched.len() == MAX_UNMATCHED {
+                self.unmatched.pop_front();
+            }
+            let at = now.saturating_duration_since(started);
+            self.unmatched.push_back(request_record(at, &req, &resp));
+            return resp;
         };
         let mut resp = entry.serve(now, &req, &mut self.out, &self.config);
         resp.delay = entry.faults.delay();
@@ -479,7 +480,7 @@ impl Model {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for id in &self.order {
+        for id in &self.live {
             let Some(entry) = self.calls.get_mut(id) else {
                 continue;
             };
@@ -496,12 +497,43 @@ impl Model {
                 entry.fire(at, timer, &mut self.out, &self.config);
             }
         }
+        let calls = &self.calls;
+        self.live.retain(|id| {
+            calls
+                .get(id)
+                .is_some_and(|c| c.rec.state != Phase::Terminated)
+        });
+    }
+
+    /// Forgets the oldest terminated calls beyond [`ModelConfig::max_calls`].
+    fn evict(&mut self) {
+        let excess = self.calls.len().saturating_sub(self.config.max_calls);
+        if excess == 0 {
+            return;
+        }
+        let calls = &self.calls;
+        let gone: Vec<String> = self
+            .order
+            .iter()
+            .filter(|id| {
+                calls
+                    .get(*id)
+                    .is_some_and(|c| c.rec.state == Phase::Terminated)
+            })
+            .take(excess)
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.calls.remove(id);
+        }
+        self.order.retain(|id| self.calls.contains_key(id));
     }
 
     /// The earliest pending timer. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls
-            .values()
+        self.live
+            .iter()
+            .filter_map(|id| self.calls.get(id))
             .flat_map(|e| e.timers.iter().map(|(at, _)| *at))
             .min()
     }
@@ -538,430 +570,10 @@ impl Model {
     }
 }
 
-impl Entry {
-    fn since(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.rang_at)
-    }
-
-    fn event(&mut self, now: Instant, what: &str) {
-        let at = self.since(now);
-        self.rec.history.push(HistoryEntry::Event(EventRecord {
-            at,
-            event: what.to_owned(),
-        }));
-    }
-
-    /// Everything after token validation: faults, body, state.
-    fn serve(
-        &mut self,
-        now: Instant,
-        req: &ApiRequest,
-        out: &mut Outbox,
-        cfg: &ModelConfig,
-    ) -> ApiResponse {
-        match &req.auth {
-            Err(why) => return error(401, "InvalidAuthenticationToken", why),
-            Ok(app) if *app != self.rec.app_id => {
-                return error(
-                    403,
-                    "7504",
-                    "Insufficient enterprise tenant permissions, cannot access this API.",
-                );
-            }
-            Ok(_) => {}
-        }
-        match self.faults.on_request(self.since(now)) {
-            Some(Injected::Throttled(after)) => {
-                let mut r = error(429, "TooManyRequests", "Please retry again later.");
-                r.retry_after = Some(after);
-                return r;
-            }
-            Some(Injected::ServerError(status, after)) => {
-                let code = if status == 503 {
-                    "serviceNotAvailable"
-                } else {
-                    "generalException"
-                };
-                let mut r = error(
-                    status,
-                    code,
-                    "The service is temporarily unavailable (injected fault).",
-                );
-                r.retry_after = after;
-                return r;
-            }
-            None => {}
-        }
-        let action = match req.op {
-            Op::Get => return self.get(),
-            Op::Delete => return self.delete(now, out),
-            Op::Answer => Action::Answer,
-            Op::Reject => Action::Reject,
-            Op::Redirect => Action::Redirect,
-        };
-        let body = match request::object(&req.body) {
-            Ok(b) => b,
-            Err(Invalid(m)) => return error(400, "invalidRequest", &m),
-        };
-        let checked = match action {
-            Action::Answer => request::answer(&body).map(|a| (a.callback_uri, String::new())),
-            Action::Reject => request::reject(&body).map(|r| (r.callback_uri, r.reason)),
-            Action::Redirect => request::redirect(&body)
-                .map(|r| (r.callback_uri, format!("{} target(s)", r.targets))),
-        };
-        let (callback_uri, detail) = match checked {
-            Ok(c) => c,
-            Err(Invalid(m)) => return error(400, "invalidRequest", &m),
-        };
-        if let Some(d) = &self.rec.decision {
-            return error(
-                409,
-                "conflict",
-                &format!(
-                    "The call was already decided ({}); a call is answered, rejected or redirected once.",
-                    d.action.name()
-                ),
-            );
-        }
-        if self.rec.state != Phase::Incoming {
-            return error(404, "8522", "Call not found.");
-        }
-        self.rec.decision = Some(Decision {
-            action,
-            at: self.since(now),
-            after_notification: self
-                .incoming_sent
-                .map(|s| self.since(now).saturating_sub(s)),
-            body: Value::Object(body),
-        });
-        self.timers
-            .retain(|(_, t)| !matches!(t, Timer::AnswerDeadline | Timer::CallerCancel));
-        if let Some(uri) = callback_uri {
-            self.rec.callback_uri = uri;
-        }
-        match action {
-            Action::Answer => {
-                self.rec.outcome = Outcome::Answered;
-                self.event(now, "answered");
-                if self.faults.faults().reorder {
-                    self.set_state(now, out, Phase::Established);
-                    self.set_state(now, out, Phase::Establishing);
-                    self.rec.state = Phase::Established;
-                    self.established(now);
-                } else if cfg.establish_delay.is_zero() {
-                    self.set_state(now, out, Phase::Establishing);
-                    self.set_state(now, out, Phase::Established);
-                    self.established(now);
-                } else {
-                    self.set_state(now, out, Phase::Establishing);
-                    self.timers
-                        .push((now + cfg.establish_delay, Timer::Established));
-                }
-            }
-            Action::Reject => {
-                self.rec.outcome = Outcome::Rejected;
-                self.event(now, "rejected");
-                let message = format!("Call rejected by the application (reason: {detail}).");
-                self.terminate(now, out, EndReason::Rejected, 603, 0, &message);
-            }
-            Action::Redirect => {
-                self.rec.outcome = Outcome::Redirected;
-                self.event(now, "redirected");
-                let message = format!("Call redirected by the application to {detail}.");
-                self.terminate(now, out, EndReason::Redirected, 302, 0, &message);
-            }
-        }
-        ApiResponse {
-            status: 202,
-            body: Reply::Empty,
-            retry_after: None,
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn get(&self) -> ApiResponse {
-        if self.rec.state == Phase::Terminated {
-            return error(404, "8522", "Call not found.");
-        }
-        let mut call = serde_json::to_value(&self.rec.call).unwrap_or(Value::Null);
-        call["@odata.context"] =
-            Value::from("https://graph.microsoft.com/v1.0/$metadata#communications/calls/$entity");
-        ApiResponse {
-            status: 200,
-            body: Reply::Json(call),
-            retry_after: None,
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn delete(&mut self, now: Instant, out: &mut Outbox) -> ApiResponse {
-        if self.rec.state == Phase::Terminated {
-            return error(404, "8522", "Call not found.");
-        }
-        self.event(now, "botHungUp");
-        self.timers.clear();
-        self.set_state(now, out, PhaseOrTerminating::Terminating);
-        self.terminate(
-            now,
-            out,
-            EndReason::BotHungUp,
-            200,
-            7000,
-            "Call ended by the application.",
-        );
-        ApiResponse {
-            status: 204,
-            body: Reply::Empty,
-            retry_after: None,
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn caller_leaves(&mut self, now: Instant, out: &mut Outbox) {
-        self.timers.clear();
-        if self.rec.state == Phase::Incoming {
-            self.rec.outcome = Outcome::CallerCancelled;
-            self.event(now, "callerCancelled");
-            self.terminate(
-                now,
-                out,
-                EndReason::CallerCancelled,
-                487,
-                0,
-                "The caller hung up before the call was answered.",
-            );
-        } else {
-            self.event(now, "callerHungUp");
-            let (code, subcode, message) = self.rec.scenario.hangup_result();
-            self.terminate(now, out, EndReason::CallerHungUp, code, subcode, message);
-        }
-    }
-
-    fn fire(&mut self, at: Instant, timer: Timer, out: &mut Outbox, cfg: &ModelConfig) {
-        match timer {
-            Timer::AnswerDeadline => {
-                if self.rec.state != Phase::Incoming {
-                    return;
-                }
-                self.timers.clear();
-                self.rec.outcome = Outcome::TimedOut;
-                self.event(at, "timedOut");
-                let r = cfg.timeout_result.clone();
-                if cfg.notify_on_timeout {
-                    self.terminate_with(at, out, EndReason::TimedOut, r);
-                } else {
-                    self.rec.state = Phase::Terminated;
-                    self.rec.ended_by = Some(EndReason::TimedOut);
-                    self.rec.call.state = Some(CallState::Terminated);
-                    self.rec.call.result_info = Some(r.clone());
-                    self.rec.result_info = Some(r);
-                }
-            }
-            Timer::Established => {
-                if self.rec.state == Phase::Establishing {
-                    self.set_state(at, out, Phase::Established);
-                    self.established(at);
-                }
-            }
-            Timer::CallerHangUp | Timer::CallerCancel => {
-                if self.rec.state != Phase::Terminated {
-                    self.caller_leaves(at, out);
-                }
-            }
-        }
-    }
-
-    /// The call is up: start the caller's hang-up script.
-    fn established(&mut self, now: Instant) {
-        self.event(now, "established");
-        if let Some(after) = self.rec.script.hangup_after() {
-            self.timers.push((now + after, Timer::CallerHangUp));
-        }
-    }
-
-    fn set_state(&mut self, now: Instant, out: &mut Outbox, state: impl Into<PhaseOrTerminating>) {
-        let state = state.into();
-        if let PhaseOrTerminating::Phase(p) = state {
-            self.rec.state = p;
-        }
-        let call_state = state.call_state();
-        self.rec.call.state = Some(call_state.clone());
-        let data = self.update_data(call_state);
-        self.notify(now, out, ChangeType::Updated, data);
-    }
-
-    fn terminate(
-        &mut self,
-        now: Instant,
-        out: &mut Outbox,
-        why: EndReason,
-        code: i32,
-        subcode: i32,
-        message: &str,
-    ) {
-        self.terminate_with(now, out, why, ResultInfo::new(code, subcode, message));
-    }
-
-    fn terminate_with(
-        &mut self,
-        now: Instant,
-        out: &mut Outbox,
-        why: EndReason,
-        result: ResultInfo,
-    ) {
-        self.timers.clear();
-        self.rec.state = Phase::Terminated;
-        self.rec.ended_by = Some(why);
-        self.rec.call.state = Some(CallState::Terminated);
-        self.rec.call.result_info = Some(result.clone());
-        let mut data = self.update_data(CallState::Terminated);
-        data.result_info = Some(result.clone());
-        self.rec.result_info = Some(result);
-        self.notify(now, out, ChangeType::Deleted, data);
-    }
-
-    /// The resource data of a state notification: the minimal payload Graph sends (state,
-    /// ids, and the meeting's chat/meeting info).
-    fn update_data(&mut self, state: CallState) -> Call {
-        self.etag += 1;
-        let c = &self.rec.call;
-        let mut extra = serde_json::Map::new();
-        extra.insert(
-            "@odata.id".into(),
-            Value::from(format!("/communications/calls/{}", self.rec.id)),
-        );
-        extra.insert(
-            "@odata.etag".into(),
-            Value::from(format!("W/\"{}\"", self.etag)),
-        );
-        Call {
-            id: Some(CallId::new(self.rec.id.clone())),
-            state: Some(state),
-            direction: Some(CallDirection::Incoming),
-            tenant_id: c.tenant_id.clone(),
-            my_participant_id: c.my_participant_id.clone(),
-            call_chain_id: c.call_chain_id.clone(),
-            chat_info: c.chat_info.clone(),
-            meeting_info: c.meeting_info.clone(),
-            extra,
-            ..Call::default()
-        }
-    }
-
-    fn notify(&mut self, now: Instant, out: &mut Outbox, change_type: ChangeType, data: Call) {
-        let id = &self.rec.id;
-        let url = if change_type == ChangeType::Created {
-            self.rec.bot_url.clone()
-        } else {
-            self.rec.callback_uri.clone()
-        };
-        let state = data
-            .state
-            .as_ref()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
-        let mut n =
-            CommsNotification::for_call(change_type.clone(), &CallId::new(id.clone()), data);
-        n.resource = Some(format!("/app/calls/{id}"));
-        n.callback_uri = Some(self.rec.callback_uri.clone());
-        // Serializing the graph model into a Value cannot fail (string keys, no maps with
-        // non-string keys); fall back to null rather than panic all the same.
-        let body = serde_json::to_value(CommsNotifications::new(vec![n])).unwrap_or(Value::Null);
-        let copies = if self.faults.faults().duplicate { 2 } else { 1 };
-        for copy in 0..copies {
-            let seq = out.next_seq;
-            out.next_seq += 1;
-            let at = self.since(now);
-            self.rec
-                .history
-                .push(HistoryEntry::Notification(NotificationRecord {
-                    seq,
-                    at,
-                    url: url.clone(),
-                    change_type: change_type.as_str().to_owned(),
-                    state: state.clone(),
-                    duplicate: copy > 0,
-                    body: body.clone(),
-                    bot_status: None,
-                    error: None,
-                    responded_at: None,
-                }));
-            out.queue.push_back(Output::Notify(Delivery {
-                seq,
-                call_id: id.clone(),
-                url: url.clone(),
-                app_id: self.rec.app_id.clone(),
-                tenant_id: self.rec.tenant_id.clone(),
-                body: body.clone(),
-            }));
-        }
-    }
-
-    fn record_request(&mut self, now: Instant, req: &ApiRequest, resp: &ApiResponse) {
-        let body = if req.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&req.body)
-                .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&req.body).into_owned()))
-        };
-        let at = self.since(now);
-        self.rec.history.push(HistoryEntry::Request(RequestRecord {
-            at,
-            method: req.method.clone(),
-            path: req.path.clone(),
-            headers: req.headers.clone(),
-            body,
-            status: resp.status,
-            error_code: match &resp.body {
-                Reply::Error { code, .. } => Some(code.clone()),
-                _ => None,
-            },
-            retry_after_secs: resp.retry_after.map(|d| d.as_secs_f64()),
-            delay: resp.delay,
-        }));
-    }
-}
-
-/// A call state named in a notification: a [`Phase`] or the transient `terminating`.
-#[derive(Clone, Copy, Debug)]
-enum PhaseOrTerminating {
-    Phase(Phase),
-    Terminating,
-}
-
-impl From<Phase> for PhaseOrTerminating {
-    fn from(p: Phase) -> Self {
-        Self::Phase(p)
-    }
-}
-
-impl PhaseOrTerminating {
-    fn call_state(self) -> CallState {
-        match self {
-            Self::Phase(Phase::Incoming) => CallState::Incoming,
-            Self::Phase(Phase::Establishing) => CallState::Establishing,
-            Self::Phase(Phase::Established) => CallState::Established,
-            Self::Phase(Phase::Terminated) => CallState::Terminated,
-            Self::Terminating => CallState::Terminating,
-        }
-    }
-}
-
-fn error(status: u16, code: &str, message: &str) -> ApiResponse {
-    ApiResponse {
-        status,
-        body: Reply::Error {
-            code: code.to_owned(),
-            message: message.to_owned(),
-        },
-        retry_after: None,
-        delay: Duration::ZERO,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::record::EndReason;
     use serde_json::json;
 
     const BOT: &str = "https://127.0.0.1:9443/api/calling";
@@ -1201,6 +813,10 @@ mod tests {
         assert_eq!(m.handle_request(t0, r).status, 403);
         let r = m.handle_request(t0, req(Op::Answer, "nope", answer_body()));
         assert_eq!(r.status, 404);
+        let unmatched: Vec<_> = m.unmatched_requests().collect();
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].path, "/v1.0/communications/calls/nope");
+        assert_eq!(unmatched[0].error_code.as_deref(), Some("itemNotFound"));
         assert!(matches!(&r.body, Reply::Error { code, .. } if code == "itemNotFound"));
     }
 
@@ -1344,6 +960,25 @@ mod tests {
         assert_eq!(states(&drain(&mut m)), ["establishing"]);
         let no_id = m.handle_import(t0, Import::default());
         assert!(matches!(no_id, Err(ModelError::InvalidRing(_))));
+    }
+
+    #[test]
+    fn oldest_terminated_calls_are_forgotten_beyond_max_calls() {
+        let mut m = Model::new(ModelConfig {
+            max_calls: 2,
+            ..ModelConfig::default()
+        });
+        let t0 = Instant::now();
+        let a = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        let b = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        m.handle_request(t0, req(Op::Reject, &a, json!({})));
+        let c = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        assert!(m.call(&a).is_none());
+        assert!(m.call(&b).is_some() && m.call(&c).is_some());
+        // Live calls are never forgotten, even beyond the cap.
+        let d = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        assert_eq!(m.calls().len(), 3);
+        assert!(m.call(&d).is_some());
     }
 
     #[test]

@@ -38,7 +38,20 @@ pub struct Notifier {
     accept_invalid_certs: bool,
     timeout: Duration,
     lanes: Mutex<HashMap<String, mpsc::UnboundedSender<Delivery>>>,
+    tokens: Mutex<HashMap<(String, String), CachedToken>>,
 }
+
+/// A signed notification token reused for the same app and tenant, like the real service
+/// (its tokens live about an hour): signing RSA-2048 per notification would cap throughput.
+#[derive(Debug)]
+struct CachedToken {
+    token: String,
+    kid: String,
+    issued: SystemTime,
+}
+
+/// How long a cached notification token is reused (it is valid for 65 minutes).
+pub const TOKEN_REUSE: Duration = Duration::from_secs(10 * 60);
 
 /// What a delivery attempt produced: the bot's status, or the transport error.
 pub type DeliveryResult = Result<u16, String>;
@@ -60,6 +73,7 @@ impl Notifier {
             accept_invalid_certs,
             timeout,
             lanes: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -132,11 +146,7 @@ impl Notifier {
         tenant_id: &str,
         body: &Value,
     ) -> DeliveryResult {
-        let claims = NotificationClaims::new(app_id, tenant_id, SystemTime::now());
-        let token = self
-            .identity
-            .sign_notification_token(&claims)
-            .map_err(|e| format!("signing failed: {e}"))?;
+        let token = self.token(app_id, tenant_id)?;
         let first = body
             .get("value")
             .and_then(|v| v.get(0))
@@ -189,6 +199,37 @@ impl Notifier {
     }
 }
 
+impl Notifier {
+    /// A token for `app_id`/`tenant_id`: the cached one while it is younger than
+    /// [`TOKEN_REUSE`] and signed by the active key, else a fresh one.
+    fn token(&self, app_id: &str, tenant_id: &str) -> Result<String, String> {
+        let now = SystemTime::now();
+        let signer = self.identity.notification_signer();
+        let key = (app_id.to_owned(), tenant_id.to_owned());
+        if let Some(c) = lock(&self.tokens).get(&key)
+            && c.kid == signer.kid()
+            && now
+                .duration_since(c.issued)
+                .is_ok_and(|age| age < TOKEN_REUSE)
+        {
+            return Ok(c.token.clone());
+        }
+        let claims = NotificationClaims::new(app_id, tenant_id, now);
+        let token = signer
+            .sign_notification_token(&claims)
+            .map_err(|e| format!("signing failed: {e}"))?;
+        lock(&self.tokens).insert(
+            key,
+            CachedToken {
+                token: token.clone(),
+                kid: signer.kid().to_owned(),
+                issued: now,
+            },
+        );
+        Ok(token)
+    }
+}
+
 fn build_client(
     trusted: &[CertificateDer<'static>],
     accept_invalid_certs: bool,
@@ -215,4 +256,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notifier() -> (IdentityService, Notifier) {
+        let identity = IdentityService::new().unwrap();
+        let n = Notifier::new(identity.clone(), Vec::new(), false, Duration::from_secs(1)).unwrap();
+        (identity, n)
+    }
+
+    #[test]
+    fn tokens_are_reused_per_app_and_tenant_until_the_key_rotates() {
+        let (identity, n) = notifier();
+        let a = n.token("app", "t1").unwrap();
+        assert_eq!(n.token("app", "t1").unwrap(), a);
+        assert_ne!(n.token("app", "t2").unwrap(), a);
+        assert_ne!(n.token("other", "t1").unwrap(), a);
+        identity.rotate_notification_key(false).unwrap();
+        let b = n.token("app", "t1").unwrap();
+        assert_ne!(b, a);
+        assert!(identity.notification_signer().verify(&b).is_ok());
+    }
 }

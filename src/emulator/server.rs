@@ -52,6 +52,10 @@ pub struct EmulatorConfig {
     pub accept_invalid_bot_certs: bool,
     /// Per-notification HTTP timeout.
     pub notification_timeout: Duration,
+    /// The base URL bots use to reach the emulator (written into the OpenID metadata's
+    /// `jwks_uri` and reported by the handle). `None`: `https://<bound address>`, or, when
+    /// listening on an unspecified address, the request's `Host` for `jwks_uri`.
+    pub public_url: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -70,6 +74,7 @@ impl Default for EmulatorConfig {
             trusted_bot_certs: Vec::new(),
             accept_invalid_bot_certs: false,
             notification_timeout: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -151,9 +156,18 @@ impl Emulator {
             .merge(control::router(Arc::clone(&shared)))
             .merge(identity_router(identity));
         let server = serve_https(router, config.listen, &tls).await?;
-        let base_url = server.base_url();
+        let public_known =
+            config.public_url.is_some() || !server.local_addr().ip().is_unspecified();
+        let base_url = config
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| server.base_url());
         *lock(&shared.base_url) = base_url.clone();
-        shared.identity.set_public_base_url(Some(base_url.clone()));
+        // With an unspecified bind address and no public URL, `jwks_uri` follows the
+        // request's `Host` (the bound loopback URL would not reach remote bots).
+        if public_known {
+            shared.identity.set_public_base_url(Some(base_url.clone()));
+        }
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
         Ok(EmulatorHandle {
             shared,
@@ -233,7 +247,8 @@ impl EmulatorHandle {
     }
 
     /// Rings a bot with a scripted caller; returns the call id. The `created` notification
-    /// is on its way when this returns.
+    /// is on its way when this returns. Call it inside the tokio runtime the emulator runs on
+    /// (deliveries are spawned).
     pub fn ring(&self, ring: RingRequest) -> Result<String, EmulatorError> {
         self.shared.ring(ring)
     }
@@ -248,7 +263,7 @@ impl EmulatorHandle {
         self.shared.model().calls()
     }
 
-    /// The caller hangs up (gives up, if still ringing).
+    /// The caller hangs up (gives up, if still ringing). Inside the runtime, like [`Self::ring`].
     pub fn hangup(&self, id: &str) -> Result<(), EmulatorError> {
         self.shared.hangup(id)
     }
