@@ -9,10 +9,10 @@ use mediabot::adapters::media_bot::MediaOutcome;
 use mediabot::call::CallId;
 use mediabot::emulator::media::round_trip::first_audio_in;
 use mediabot::emulator::media::{
-    MediaProcessorConfig, ParticipantMedia, first_heard, load_wav_48k, media_dir, round_trip,
+    MediaProcessorConfig, first_heard, load_wav_48k, media_dir, round_trip,
 };
 use mediabot::emulator::media_call::{MediaCallSpec, run_call};
-use mediabot::emulator::media_demo::{greeting_duration, start_stack};
+use mediabot::emulator::media_demo::{greeting_duration, speaker, start_stack};
 use mediabot::emulator::record::EndReason;
 use mediabot::emulator::scenario::Scenario;
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
@@ -50,7 +50,7 @@ async fn the_caller_hears_the_greeting_then_itself_and_the_call_is_recorded() {
     let spec = MediaCallSpec {
         label: "echo".into(),
         scenario: Scenario::P2p,
-        participants: vec![ParticipantMedia::caller().lead_silence(lead)],
+        participants: vec![speaker("caller", "caller-48k.wav", lead)],
         // The greeting, then about 4 s of the caller's speech.
         hold: lead + Duration::from_secs(4),
     };

@@ -34,7 +34,7 @@ use crate::adapters::shard::ShardStats;
 use crate::call::CallId;
 use crate::media::histogram::Histogram;
 
-use super::media::{CallRoomConfig, MediaProcessor, MediaProcessorConfig, ParticipantMedia};
+use super::media::{CallRoomConfig, MediaProcessorConfig, ParticipantSpec};
 use super::media_call::{
     CallContext, CallProgress, MediaCallOutcome, MediaCallSpec, Percentiles, Step, run_call,
 };
@@ -97,8 +97,6 @@ pub struct LoadReport {
     pub deadline_misses: Option<u64>,
     /// Ticks that started late (past the late threshold).
     pub late_ticks: Option<u64>,
-    /// Deadlines the emulator's own shard skipped (its lateness shows as concealment).
-    pub emulator_deadline_misses: u64,
     /// Frames concealed, both directions.
     pub concealed_frames: u64,
     /// Frames of the callers' audio the bot concealed.
@@ -166,9 +164,11 @@ pub async fn run(
             (Some(stack), ctx)
         }
         Some(url) => {
+            // The bot's self-signed certificates are accepted, for notifications and media.
             let emulator = Emulator::start(EmulatorConfig {
                 listen: config.emulator_listen,
                 accept_invalid_bot_certs: true,
+                media: processor,
                 ..EmulatorConfig::default()
             })
             .await?;
@@ -177,13 +177,8 @@ pub async fn run(
                 config.emulator_listen.port()
             ));
             let _ = std::fs::write(&cert, emulator.certificate_pem());
-            let processor = MediaProcessor::start(MediaProcessorConfig {
-                accept_invalid_certs: true,
-                ..processor
-            })?;
             let ctx = CallContext {
                 emulator: Arc::new(emulator),
-                processor,
                 bot_url: url.clone(),
                 started,
                 progress: None,
@@ -205,7 +200,12 @@ pub async fn run(
     let spec = MediaCallSpec {
         label: "load".into(),
         scenario: Scenario::P2p,
-        participants: vec![ParticipantMedia::caller().repeating()],
+        participants: vec![ParticipantSpec {
+            name: "caller".into(),
+            speech: "caller-48k.wav".into(),
+            lead_silence_ms: 0,
+            repeat: true,
+        }],
         hold: config.hold,
     };
     let before = ProcessSample::now();
@@ -215,7 +215,6 @@ pub async fn run(
         let spec = spec.clone();
         tasks.spawn(async move { run_call(&ctx, i, &spec).await });
     }
-    let processor = ctx.processor.clone();
     let emulator = Arc::clone(&ctx.emulator);
     drop(ctx);
     let mut status = tokio::time::interval(Duration::from_secs(2));
@@ -278,17 +277,11 @@ pub async fn run(
         }
     }
     let shards = stack.as_ref().map(|s| s.bot.host().shard_stats());
-    let emulator_misses = processor
-        .shard_stats()
-        .iter()
-        .map(|s| s.deadline_misses)
-        .sum();
     let report = report(
         config,
         &outcomes,
         &bot_outcomes,
         shards.as_deref(),
-        emulator_misses,
         (before, window_start, window_end),
         (load_start, load_average()),
         started,
@@ -299,7 +292,6 @@ pub async fn run(
             stack.shutdown().await;
         }
         None => {
-            let _ = processor.shutdown();
             if let Ok(e) = Arc::try_unwrap(emulator) {
                 e.shutdown().await;
             }
@@ -341,7 +333,6 @@ fn report(
     outcomes: &[MediaCallOutcome],
     bot: &[MediaOutcome],
     shards: Option<&[ShardStats]>,
-    emulator_misses: u64,
     (before, window_start, window_end): (
         Option<ProcessSample>,
         Option<ProcessSample>,
@@ -412,7 +403,6 @@ fn report(
         shard_ticks: shards.map(|s| s.iter().map(|s| s.ticks).sum()),
         deadline_misses: shards.map(|s| s.iter().map(|s| s.deadline_misses).sum()),
         late_ticks: shards.map(|s| s.iter().map(|s| s.late_ticks).sum()),
-        emulator_deadline_misses: emulator_misses,
         concealed_frames: by_bot + by_callers,
         concealed_by_bot: in_process.then_some(by_bot),
         concealed_by_callers: by_callers,
@@ -484,13 +474,12 @@ impl std::fmt::Display for LoadReport {
         }
         writeln!(
             f,
-            "  concealed frames    {} ({:.2} %; bot {}, callers {}); emulator deadline misses {}",
+            "  concealed frames    {} ({:.2} %; bot {}, callers {})",
             self.concealed_frames,
             self.concealed_percent,
             self.concealed_by_bot
                 .map_or_else(|| "—".to_owned(), |v| v.to_string()),
             self.concealed_by_callers,
-            self.emulator_deadline_misses
         )?;
         writeln!(
             f,

@@ -1,11 +1,13 @@
 //! One emulated call with real media, end to end: the emulator rings the bot with a scripted
-//! caller, reads the blob from the bot's answer, joins the media with its
-//! [`MediaProcessor`] (participants streaming speech from `media/`), holds the call, then the
-//! caller hangs up and the media is left. Shared by `mediabot demo` and `mediabot load`.
+//! caller asking for media ([`MediaRequest`]); when the bot answers, the emulator's media
+//! desk joins the blob with its media processor (participants streaming speech from
+//! `media/`); the call is held, then the caller hangs up, the media ends and its report
+//! (what each participant sent and heard) is taken. Shared by `mediabot demo`,
+//! `mediabot load` and the end-to-end tests.
 //!
 //! ```text
-//!  ring ─▶ answer received (blob) ─▶ join: POST offer, ICE+DTLS ─▶ hold ─▶ caller hangs up
-//!       ─▶ bot's media closes (its call ended) ─▶ leave (report) ─▶ call settled
+//!  ring (with media) ─▶ answer received ─▶ desk joins: POST offer, ICE+DTLS ─▶ hold
+//!       ─▶ caller hangs up ─▶ media ended (DELETE, bot closes) ─▶ report ─▶ call settled
 //! ```
 //!
 //! Progress is reported as it happens through an optional channel of [`CallProgress`].
@@ -17,8 +19,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::control::RingRequest;
-use super::media::{LegEnd, MediaProcessor, MediaReport, ParticipantMedia};
-use super::record::{Action, CallRecord, EndReason, Phase};
+use super::media::{MediaReport, MediaRequest, MediaState, ParticipantSpec};
+use super::record::{CallRecord, EndReason, Phase};
 use super::scenario::Scenario;
 use super::server::EmulatorHandle;
 
@@ -34,8 +36,8 @@ pub struct MediaCallSpec {
     pub label: String,
     /// The scripted caller.
     pub scenario: Scenario,
-    /// Who speaks on the caller's side (the caller first).
-    pub participants: Vec<ParticipantMedia>,
+    /// Who speaks on the caller's side (the caller first); empty = the scenario's defaults.
+    pub participants: Vec<ParticipantSpec>,
     /// How long the call stays up once its media is connected.
     pub hold: Duration,
 }
@@ -115,10 +117,8 @@ impl MediaCallOutcome {
 /// Where the calls go and how they are joined (cheap to clone: one per spawned call).
 #[derive(Clone, Debug)]
 pub struct CallContext {
-    /// The emulated Graph service.
+    /// The emulated Graph service (its media desk joins the calls).
     pub emulator: Arc<EmulatorHandle>,
-    /// Its media processor.
-    pub processor: MediaProcessor,
     /// The bot's calling webhook.
     pub bot_url: String,
     /// The run's start (progress times are from here).
@@ -144,9 +144,13 @@ impl CallContext {
 /// failure is in the outcome.
 pub async fn run_call(ctx: &CallContext, index: usize, spec: &MediaCallSpec) -> MediaCallOutcome {
     let mut out = MediaCallOutcome::new(spec);
+    let media = MediaRequest {
+        participants: spec.participants.clone(),
+        ..MediaRequest::emulator()
+    };
     let id = match ctx
         .emulator
-        .ring(RingRequest::new(&ctx.bot_url, spec.scenario))
+        .ring(RingRequest::new(&ctx.bot_url, spec.scenario).media(media))
     {
         Ok(id) => id,
         Err(e) => {
@@ -165,8 +169,7 @@ pub async fn run_call(ctx: &CallContext, index: usize, spec: &MediaCallSpec) -> 
             DECISION_WAIT,
         )
         .await;
-    let decision = decided.ok().and_then(|r| r.decision);
-    if let Some(d) = &decision {
+    if let Some(d) = decided.ok().and_then(|r| r.decision) {
         out.decision = d.action.name().to_owned();
         out.answer_latency = d.after_notification;
     }
@@ -175,19 +178,8 @@ pub async fn run_call(ctx: &CallContext, index: usize, spec: &MediaCallSpec) -> 
         Some(&id),
         Step::Decided(out.decision.clone(), out.answer_latency),
     );
-    let blob = decision
-        .as_ref()
-        .filter(|d| d.action == Action::Answer)
-        .and_then(|d| d.body.pointer("/mediaConfig/blob"))
-        .and_then(|b| b.as_str())
-        .map(str::to_owned);
-    match blob {
-        Some(blob) => join_and_hold(ctx, index, spec, &id, &blob, &mut out).await,
-        None if out.decision == "answer" => {
-            out.media_error = Some("the answer carried no app-hosted media blob".into());
-            let _ = ctx.emulator.hangup(&id);
-        }
-        None => {}
+    if out.decision == "answer" {
+        hold_media(ctx, index, spec, &id, &mut out).await;
     }
     out.record = match ctx.emulator.wait_settled(&id, DECISION_WAIT).await {
         Ok(r) => Some(r),
@@ -196,45 +188,62 @@ pub async fn run_call(ctx: &CallContext, index: usize, spec: &MediaCallSpec) -> 
     out
 }
 
-async fn join_and_hold(
+/// The answered call's media: connected, held, hung up, ended, reported.
+async fn hold_media(
     ctx: &CallContext,
     index: usize,
     spec: &MediaCallSpec,
     id: &str,
-    blob: &str,
     out: &mut MediaCallOutcome,
 ) {
-    let leg = match ctx
-        .processor
-        .join(id, blob, spec.participants.clone())
-        .await
-    {
-        Ok(leg) => leg,
-        Err(e) => {
-            out.media_error = Some(e.to_string());
-            ctx.tell(index, Some(id), Step::Failed(format!("media: {e}")));
-            let _ = ctx.emulator.hangup(id);
-            return;
+    let emulator = &ctx.emulator;
+    let settled = |m: &super::media::MediaRecord| {
+        matches!(
+            m.state,
+            MediaState::Connected | MediaState::Ended | MediaState::Failed
+        )
+    };
+    let joined = emulator.wait_media(id, settled, DECISION_WAIT).await;
+    match joined {
+        Some(m) if m.state == MediaState::Connected => {
+            let connect = Duration::from_secs_f64(m.connect_ms.unwrap_or(0.0) / 1000.0);
+            ctx.tell(index, Some(id), Step::MediaConnected(connect));
+            // Hold, unless the media ends first.
+            let ended = |m: &super::media::MediaRecord| {
+                matches!(m.state, MediaState::Ended | MediaState::Failed)
+            };
+            let early = emulator.wait_media(id, ended, spec.hold).await;
+            if let Some(m) = early {
+                out.media_error = Some(format!(
+                    "media ended before the caller hung up: {}",
+                    m.ended_by.or(m.error).unwrap_or_default()
+                ));
+            }
+            if let Err(e) = emulator.hangup(id) {
+                tracing::debug!(call = %id, error = %e, "hang-up");
+            }
+            ctx.tell(index, Some(id), Step::HungUp);
+            match emulator.wait_media(id, ended, CLOSE_WAIT).await {
+                Some(m) => ctx.tell(
+                    index,
+                    Some(id),
+                    Step::MediaEnded(m.ended_by.unwrap_or_else(|| "ended".into())),
+                ),
+                None => {
+                    out.media_error = Some("the media did not end after the call ended".into());
+                }
+            }
+            out.media = emulator.take_media_report(id);
         }
-    };
-    ctx.tell(index, Some(id), Step::MediaConnected(leg.connect_time()));
-    // Hold, unless the bot ends the media first.
-    let _ = tokio::time::timeout(spec.hold, leg.ended()).await;
-    if let Err(e) = ctx.emulator.hangup(id) {
-        tracing::debug!(call = %id, error = %e, "hang-up");
+        other => {
+            let why = other
+                .and_then(|m| m.error)
+                .unwrap_or_else(|| "the media never connected".into());
+            ctx.tell(index, Some(id), Step::Failed(format!("media: {why}")));
+            out.media_error = Some(why);
+            let _ = emulator.hangup(id);
+        }
     }
-    ctx.tell(index, Some(id), Step::HungUp);
-    if tokio::time::timeout(CLOSE_WAIT, leg.ended()).await.is_err() {
-        out.media_error = Some("the bot did not close the media after the call ended".into());
-    }
-    let report = leg.leave().await;
-    let how = match &report.end {
-        Some(LegEnd::BotClosed) => "closed by the bot".to_owned(),
-        Some(LegEnd::Failed(r)) => format!("failed: {r}"),
-        Some(LegEnd::Left) | None => "left by the caller".to_owned(),
-    };
-    ctx.tell(index, Some(id), Step::MediaEnded(how));
-    out.media = Some(report);
 }
 
 /// A percentile summary of durations, in milliseconds.

@@ -19,11 +19,11 @@ use tokio::sync::mpsc;
 
 use crate::adapters::bot::BotConfig;
 use crate::adapters::media_bot::{MediaBot, MediaBotConfig, MediaBotError, MediaOutcome};
+use crate::adapters::tls::TlsIdentity;
 use crate::call::CallId;
 
 use super::media::{
-    MediaProcError, MediaProcessor, MediaProcessorConfig, ParticipantMedia, first_heard,
-    load_wav_48k, media_dir,
+    MediaProcError, MediaProcessorConfig, ParticipantSpec, first_heard, load_wav_48k, media_dir,
 };
 use super::media_call::{
     CallContext, CallProgress, MediaCallOutcome, MediaCallSpec, Step, run_call,
@@ -46,20 +46,18 @@ pub enum MediaDemoError {
     /// The bot failed to start.
     #[error("bot: {0}")]
     Bot(#[from] MediaBotError),
-    /// The media processor failed to start.
+    /// The media processor failed.
     #[error("media processor: {0}")]
     Media(#[from] MediaProcError),
 }
 
-/// The emulator, the media bot and the emulator's media processor, wired together.
+/// The emulator (with its media desk) and the media bot, wired together.
 #[derive(Debug)]
 pub struct Stack {
-    /// The emulated Graph service.
+    /// The emulated Graph service; its media processor joins the calls rung with media.
     pub emulator: Arc<EmulatorHandle>,
     /// The bot with its media.
     pub bot: MediaBot,
-    /// The emulator's media processor (trusts the bot's negotiation endpoint).
-    pub processor: MediaProcessor,
 }
 
 impl Stack {
@@ -67,16 +65,14 @@ impl Stack {
     pub fn context(&self, progress: Option<mpsc::UnboundedSender<CallProgress>>) -> CallContext {
         CallContext {
             emulator: Arc::clone(&self.emulator),
-            processor: self.processor.clone(),
             bot_url: self.bot.bot().webhook_url().to_owned(),
             started: Instant::now(),
             progress,
         }
     }
 
-    /// Stops everything (the media processor, the bot, the emulator).
+    /// Stops everything (the bot, then the emulator and its media processor).
     pub async fn shutdown(self) {
-        let _ = self.processor.shutdown();
         self.bot.shutdown(Duration::from_secs(1)).await;
         match Arc::try_unwrap(self.emulator) {
             Ok(e) => e.shutdown().await,
@@ -85,16 +81,26 @@ impl Stack {
     }
 }
 
-/// Starts the emulator, a media bot configured by `configure` (its Graph, token and OpenID
-/// URLs point at the emulator) and the emulator's media processor, on loopback.
+/// Starts the emulator (its media desk joining with `media`), and a media bot configured by
+/// `configure` (its Graph, token and OpenID URLs point at the emulator), on loopback. The bot
+/// gets a self-signed certificate made first, for its webhook and its negotiation endpoint,
+/// which the emulator trusts for both notifications and media.
 ///
 /// # Errors
 /// Any part failing to start.
 pub async fn start_stack(
     configure: impl FnOnce(&mut MediaBotConfig),
-    processor: MediaProcessorConfig,
+    media: MediaProcessorConfig,
 ) -> Result<Stack, MediaDemoError> {
-    let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    let tls = TlsIdentity::self_signed_localhost().map_err(MediaBotError::from)?;
+    let mut media = media;
+    media.trusted_certs.push(tls.certificate().clone());
+    let emulator = Emulator::start(EmulatorConfig {
+        trusted_bot_certs: vec![tls.certificate().clone()],
+        media,
+        ..EmulatorConfig::default()
+    })
+    .await?;
     let app = emulator.app().clone();
     let mut bot = BotConfig::new(
         &app.client_id,
@@ -105,19 +111,13 @@ pub async fn start_stack(
         &emulator.openid_url(),
     );
     bot.extra_roots = vec![emulator.certificate().clone()];
+    bot.tls = Some(tls);
     let mut cfg = MediaBotConfig::new(bot);
     configure(&mut cfg);
     let bot = MediaBot::start(cfg).await?;
-    emulator.trust_bot_certificate(bot.bot().certificate().clone())?;
-    let mut processor = processor;
-    processor
-        .trusted_certs
-        .push(bot.media_certificate().clone());
-    let processor = MediaProcessor::start(processor)?;
     Ok(Stack {
         emulator: Arc::new(emulator),
         bot,
-        processor,
     })
 }
 
@@ -126,32 +126,43 @@ pub async fn start_stack(
 pub fn default_calls(hold: Duration) -> Vec<MediaCallSpec> {
     let greeting = greeting_duration();
     let lead = greeting + Duration::from_millis(400);
-    let media = media_dir();
     vec![
         MediaCallSpec {
             label: "Teams user calls the bot".into(),
             scenario: Scenario::P2p,
-            participants: vec![ParticipantMedia::caller().lead_silence(lead)],
+            participants: vec![speaker("caller", "caller-48k.wav", lead)],
             hold,
         },
         MediaCallSpec {
             label: "phone number calls the bot".into(),
             scenario: Scenario::Pstn,
-            participants: vec![
-                ParticipantMedia::new("caller", media.join("caller2-48k.wav")).lead_silence(lead),
-            ],
+            participants: vec![speaker("caller", "caller2-48k.wav", lead)],
             hold,
         },
         MediaCallSpec {
             label: "meeting invitation (two participants)".into(),
             scenario: Scenario::Meeting,
             participants: vec![
-                ParticipantMedia::caller().lead_silence(lead),
-                ParticipantMedia::second().lead_silence(lead + Duration::from_secs(3)),
+                speaker("caller", "caller-48k.wav", lead),
+                speaker(
+                    "participant-2",
+                    "caller2-48k.wav",
+                    lead + Duration::from_secs(3),
+                ),
             ],
             hold,
         },
     ]
+}
+
+/// A participant saying `speech` (a file in `media/`) once, after `lead` of silence.
+pub fn speaker(name: &str, speech: &str, lead: Duration) -> ParticipantSpec {
+    ParticipantSpec {
+        name: name.to_owned(),
+        speech: speech.to_owned(),
+        lead_silence_ms: u64::try_from(lead.as_millis()).unwrap_or(u64::MAX),
+        repeat: false,
+    }
 }
 
 /// How long `media/greeting-16k.wav` plays (4.7 s; 5 s if it cannot be read).
