@@ -12,8 +12,12 @@
 //! and the control API ([`control`]), drives the model's timers, and hands notifications to
 //! the [`notifier`], which signs and POSTs them in order per call. [`replay`] sends a saved
 //! notification to a bot and reports what it did; [`demo`] runs the emulator and the demo bot
-//! together. [`media`] is the media processor that joins bots' app-hosted media for rings
-//! that ask for it (`RingRequest::media`), as Teams' media processor would.
+//! together (signaling only). With media: [`media_call`] places one call whose media the
+//! emulator's desk joins and reports on, [`media_demo`] is `mediabot demo` (the emulator and
+//! the [`MediaBot`](crate::adapters::media_bot::MediaBot) in one process, concurrent calls
+//! with real audio) and [`load`] is `mediabot load`. [`media`] is the media processor that
+//! joins bots' app-hosted media for rings that ask for it (`RingRequest::media`), as Teams'
+//! media processor would.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
