@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::adapters::media_bot::MediaOutcome;
 use crate::adapters::process_stats::{ProcessSample, cores, load_average};
-use crate::adapters::shard::ShardStats;
+use crate::adapters::shard::{ShardConfig, ShardStats};
 use crate::call::CallId;
 use crate::media::histogram::Histogram;
 
@@ -148,13 +148,20 @@ pub async fn run(
 ) -> Result<LoadReport, MediaDemoError> {
     let started = Instant::now();
     let load_start = load_average();
+    let defaults = MediaProcessorConfig::default();
     let processor = MediaProcessorConfig {
         // Keep little audio per participant: load does not judge it.
         room: CallRoomConfig {
             keep: Duration::from_secs(1),
             ..CallRoomConfig::default()
         },
-        ..MediaProcessorConfig::default()
+        // One emulator shard per core (at normal priority), so the callers' side is not
+        // the bottleneck: its rooms encode and decode as much as the bot's.
+        shards: ShardConfig {
+            shards: 0,
+            ..defaults.shards.clone()
+        },
+        ..defaults
     };
     let (stack, ctx) = match &config.bot_url {
         None => {
