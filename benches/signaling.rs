@@ -108,6 +108,20 @@ fn signaling(c: &mut Criterion) {
                         latencies.extend(call.decision.and_then(|d| d.after_notification));
                     }
                     total += start.elapsed();
+                    let mut bot_side: Vec<f64> = ids
+                        .iter()
+                        .filter_map(|id| bot.record(&id.as_str().into()))
+                        .filter_map(|r| r.timings.decision_sent)
+                        .collect();
+                    bot_side.sort_by(f64::total_cmp);
+                    if let (Some(p50), Some(p99)) = (
+                        bot_side.get(bot_side.len() / 2),
+                        bot_side.get(bot_side.len() * 99 / 100),
+                    ) {
+                        eprintln!(
+                            "burst 1000/1s: bot side (webhook arrival → answer sent) p50 {p50:.2} ms p99 {p99:.2} ms"
+                        );
+                    }
                     latencies.sort();
                     let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
                     eprintln!(
