@@ -87,6 +87,10 @@ async fn speech_flows_both_ways_with_rtp_fields_intact() {
         let al = align(&reference[..48_000], &heard[..48_000], FRAME_SAMPLES);
         let (r, t) = overlap(&reference, &heard, al.lag);
         let c = correlation(r, t);
+        println!(
+            "decoded speech: correlation {c:.3} at lag {} samples",
+            al.lag
+        );
         assert!(c > 0.85, "decoded speech correlates {c} (lag {})", al.lag);
     }
 

@@ -24,7 +24,7 @@
 //!
 //! - SRTP/SRTCP authentication failures are only *logged* by webrtc 0.21 (`handle_read error`),
 //!   never counted or surfaced. Every session therefore runs its sockets through a small
-//!   wire tap ([`wire`]): it counts SRTP-looking datagrams received and compares them with the
+//!   wire tap (`wire.rs`): it counts SRTP-looking datagrams received and compares them with the
 //!   RTP packets that came out of the SRTP layer; the difference is reported as
 //!   [`TransportStats::srtp_rejected`] (authentication failures, replays and packets for unknown
 //!   SSRCs — webrtc-rs does not tell them apart).
