@@ -596,6 +596,9 @@ async fn the_bot_ending_the_session_ends_the_leg() {
         .await
         .expect("joins");
     assert_eq!(leg.end(), None);
+    // Media flows for a moment, then the bot ends the session.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(leg.report().packets_out() > 0);
     assert!(host.end_session(&call).await);
     let end = tokio::time::timeout(Duration::from_secs(10), leg.ended())
         .await
