@@ -6,7 +6,8 @@
 //! | `GET /emulator/v1` | – | 200 URLs (Graph, token, OpenID), app id, secret, tenant |
 //! | `POST /emulator/v1/calls` | [`RingRequest`] | 201 `{id, scenario, answerWindowMs, …}` + `Location` |
 //! | `GET /emulator/v1/calls` | – | 200 `{"value": [CallSummary…]}` |
-//! | `GET /emulator/v1/calls/{id}` | – | 200 [`CallRecord`] / 404 |
+//! | `GET /emulator/v1/calls/{id}` | – | 200 [`CallRecord`] (+ `media` when rung with media) / 404 |
+//! | `GET /emulator/v1/calls/{id}/media` | – | 200 [`MediaRecord`](super::media::desk::MediaRecord) (state, `blob`, connect time, packets, round trip) / 404 |
 //! | `GET /emulator/v1/unmatched` | – | 200 `{"value": [request…]}`: requests for unknown call ids (latest 1000) |
 //! | `POST /emulator/v1/calls/{id}/hangup` | – | 202 / 404 / 409 (already terminated) |
 //! | `GET /emulator/v1/calls/{id}/wait` | `state`, `outcome`, `settled=true`, `timeoutMs` (default 20000) | 200 record when it holds, 408 record when not |
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::fault::Faults;
+use super::media::desk::MediaRequest;
 use super::model::{ModelError, Ring};
 use super::record::CallRecord;
 use super::scenario::{Scenario, Script};
@@ -65,6 +67,12 @@ pub struct RingRequest {
     /// Fault knobs for this call (default: the global ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<Faults>,
+    /// The call's media: `{"peer": "emulator"}` (the emulator's media processor joins when
+    /// the bot answers with app-hosted media) or `{"peer": "external"}` (the blob is only
+    /// handed out, in the call record's `media.blob`); none: no media handling. See
+    /// [`super::media::desk`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRequest>,
 }
 
 impl RingRequest {
@@ -98,6 +106,13 @@ impl RingRequest {
         self
     }
 
+    /// What happens to the call's media when the bot answers.
+    #[must_use]
+    pub fn media(mut self, media: MediaRequest) -> Self {
+        self.media = Some(media);
+        self
+    }
+
     /// The model's input, with `default_app_id` when none is given.
     pub(crate) fn into_ring(self, default_app_id: &str) -> Ring {
         Ring {
@@ -117,6 +132,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/emulator/v1", get(info))
         .route("/emulator/v1/calls", post(ring).get(list))
         .route("/emulator/v1/calls/{id}", get(one))
+        .route("/emulator/v1/calls/{id}/media", get(media))
         .route("/emulator/v1/unmatched", get(unmatched))
         .route("/emulator/v1/calls/{id}/hangup", post(hangup))
         .route("/emulator/v1/calls/{id}/wait", get(wait))
@@ -193,8 +209,31 @@ async fn unmatched(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn one(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    match s.model().call(&id) {
-        Some(c) => axum::Json(c).into_response(),
+    let record = s.model().call(&id).map(serde_json::to_value);
+    match record {
+        Some(Ok(mut v)) => {
+            if let (Some(obj), Some(m)) = (v.as_object_mut(), s.media.record(&id)) {
+                obj.insert("media".into(), json!(m));
+            }
+            axum::Json(v).into_response()
+        }
+        Some(Err(e)) => control_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+        None => unknown(&id),
+    }
+}
+
+async fn media(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match s.media.record(&id) {
+        Some(m) => axum::Json(m).into_response(),
+        None if s.model().call(&id).is_some() => control_error(
+            StatusCode::NOT_FOUND,
+            "noMedia",
+            "this call was rung without media",
+        ),
         None => unknown(&id),
     }
 }

@@ -12,7 +12,8 @@
 //! and the control API ([`control`]), drives the model's timers, and hands notifications to
 //! the [`notifier`], which signs and POSTs them in order per call. [`replay`] sends a saved
 //! notification to a bot and reports what it did; [`demo`] runs the emulator and the demo bot
-//! together.
+//! together. [`media`] is the media processor that joins bots' app-hosted media for rings
+//! that ask for it (`RingRequest::media`), as Teams' media processor would.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +40,7 @@ pub mod demo;
 mod emulated_call;
 pub mod fault;
 pub mod identity;
+pub mod media;
 pub mod model;
 pub mod notifier;
 pub mod record;

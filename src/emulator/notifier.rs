@@ -77,6 +77,11 @@ impl Notifier {
         })
     }
 
+    /// The bots' certificates trusted so far (the media processor trusts the same).
+    pub(crate) fn trusted_certs(&self) -> Vec<CertificateDer<'static>> {
+        lock(&self.trusted).clone()
+    }
+
     /// Trusts one more certificate (e.g. a bot's self-signed one) for later deliveries.
     pub fn trust(&self, cert: CertificateDer<'static>) -> Result<(), TlsError> {
         let mut trusted = lock(&self.trusted);

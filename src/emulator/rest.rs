@@ -120,6 +120,8 @@ async fn serve(
         .validate_access_token(authorization)
         .map(|info| info.app_id)
         .map_err(|e| e.to_string());
+    // An accepted answer hands the bot's media blob to the media desk.
+    let answered = (op == Op::Answer).then(|| (call_id.clone(), body.clone()));
     let req = ApiRequest {
         op,
         call_id,
@@ -131,6 +133,11 @@ async fn serve(
     };
     let resp = s.model().handle_request(Instant::now(), req);
     s.pump();
+    if let Some((id, body)) = answered
+        && resp.status == 202
+    {
+        s.media.on_answer(s, &id, &body);
+    }
     if !resp.delay.is_zero() {
         tokio::time::sleep(resp.delay).await;
     }

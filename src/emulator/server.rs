@@ -18,6 +18,8 @@ use crate::adapters::tls::{HttpsServer, TlsError, TlsIdentity, serve_https};
 use super::control::{self, RingRequest};
 use super::fault::Faults;
 use super::identity::{IdentityService, RegisteredApp, identity_router};
+use super::media::desk::{MediaDesk, MediaRecord};
+use super::media::{MediaProcessorConfig, MediaReport};
 use super::model::{Model, ModelConfig, ModelError, Output};
 use super::notifier::Notifier;
 use super::record::{CallRecord, CallSummary, Phase};
@@ -56,6 +58,10 @@ pub struct EmulatorConfig {
     /// `jwks_uri` and reported by the handle). `None`: `https://<bound address>`, or, when
     /// listening on an unspecified address, the request's `Host` for `jwks_uri`.
     pub public_url: Option<String>,
+    /// The media processor that joins bots' app-hosted media for rings that ask for it
+    /// ([`RingRequest::media`]); started on first use. Its certificate trust follows the
+    /// notifier's (`trusted_bot_certs`, [`EmulatorHandle::trust_bot_certificate`]).
+    pub media: MediaProcessorConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +81,7 @@ impl Default for EmulatorConfig {
             accept_invalid_bot_certs: false,
             notification_timeout: Duration::from_secs(10),
             public_url: None,
+            media: MediaProcessorConfig::default(),
         }
     }
 }
@@ -139,6 +146,10 @@ impl Emulator {
             config.accept_invalid_bot_certs,
             config.notification_timeout,
         )?);
+        let media = MediaDesk::new(MediaProcessorConfig {
+            accept_invalid_certs: config.accept_invalid_bot_certs,
+            ..config.media
+        });
         let mut model = Model::new(config.model);
         model.set_default_faults(config.faults);
         let (changed, _) = watch::channel(0u64);
@@ -150,6 +161,7 @@ impl Emulator {
             changed,
             app,
             base_url: Mutex::new(String::new()),
+            media,
         });
         let router = Router::new()
             .merge(rest::router(Arc::clone(&shared)))
@@ -320,9 +332,31 @@ impl EmulatorHandle {
         super::replay::replay(&self.shared, bot_url, body).await
     }
 
+    /// The media part of call `id` (for rings that asked for media): state, the bot's blob,
+    /// connect time, packets, concealment, round trip.
+    pub fn media(&self, id: &str) -> Option<MediaRecord> {
+        self.shared.media.record(id)
+    }
+
+    /// Waits until `pred` holds for call `id`'s media record (checked after every change),
+    /// or `timeout`; `None` on timeout or for a call without media.
+    pub async fn wait_media<P>(&self, id: &str, pred: P, timeout: Duration) -> Option<MediaRecord>
+    where
+        P: Fn(&MediaRecord) -> bool,
+    {
+        self.shared.media.wait(id, pred, timeout).await
+    }
+
+    /// The final media report of call `id` — what each emulated participant sent and heard,
+    /// with the audio — once its media has ended. Taken out of the emulator (it is large).
+    pub fn take_media_report(&self, id: &str) -> Option<MediaReport> {
+        self.shared.media.take_report(id)
+    }
+
     /// Stops the server gracefully and the timer driver.
     pub async fn shutdown(mut self) {
         self.driver.abort();
+        self.shared.media.stop();
         if let Some(server) = self.server.take() {
             server.shutdown(Duration::from_secs(1)).await;
         }
@@ -332,6 +366,7 @@ impl EmulatorHandle {
 impl Drop for EmulatorHandle {
     fn drop(&mut self) {
         self.driver.abort();
+        self.shared.media.stop();
     }
 }
 
@@ -352,6 +387,7 @@ pub(crate) struct Shared {
     changed: watch::Sender<u64>,
     pub(crate) app: RegisteredApp,
     base_url: Mutex<String>,
+    pub(crate) media: MediaDesk,
 }
 
 impl Shared {
@@ -369,8 +405,10 @@ impl Shared {
     }
 
     pub(crate) fn ring(self: &Arc<Self>, ring: RingRequest) -> Result<String, EmulatorError> {
+        let media = ring.media.clone();
         let ring = ring.into_ring(&self.app.client_id);
         let id = self.model().handle_ring(Instant::now(), ring)?;
+        self.media.register(&id, media);
         self.pump();
         Ok(id)
     }
