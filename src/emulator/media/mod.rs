@@ -14,7 +14,7 @@
 //! | [`call_room`] | [`CallRoom`]: the call's room on a shard and its pump task |
 //! | [`desk`] | per call: what the ring asked ([`MediaRequest`]: emulator or external peer) and the [`MediaRecord`] |
 //! | [`processor`] | [`MediaProcessor`]: blob → WHIP-style negotiation → WebRTC → the call's room |
-//! | [`round_trip`] | the round-trip delay by cross-correlation; "the greeting is heard first" |
+//! | [`round_trip()`] | the round-trip delay by cross-correlation; "the greeting is heard first" |
 
 pub mod call_room;
 pub mod desk;

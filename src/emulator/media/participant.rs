@@ -1,7 +1,7 @@
 //! An emulated participant: speech in, the mix it hears out, through an application endpoint
 //! of the call's room.
 //!
-//! The participant is an application-endpoint member of the call's [`Room`]
+//! The participant is an application-endpoint member of the call's [`Room`](crate::media::room::Room)
 //! (crate::media::room::Room): the room takes one of its PCM frames per tick and gives it one
 //! frame of what it hears (the mix minus its own voice). Off the shard, a feeder keeps its
 //! input queue [`FEED_AHEAD`] frames ahead — the shard's tick paces the speech in real time —
@@ -14,7 +14,7 @@
 //! participant takes frame 0 of what it says and delivers frame 0 of what it hears; both
 //! advance by one frame per tick. Sample `i` of [`ParticipantReport::sent`] and sample `i` of
 //! [`ParticipantReport::heard`] therefore belong to the same tick, and a delay measured
-//! between them ([`super::round_trip`]) is exact, not a guess from wall-clock times. If the
+//! between them ([`super::round_trip()`]) is exact, not a guess from wall-clock times. If the
 //! feeder ever lets the queue run dry the room plays silence for that tick: the drain notices
 //! (more frames heard than sent), counts it in [`ParticipantReport::underruns`] and writes
 //! the silence into `sent`, so the timelines stay aligned.

@@ -14,7 +14,7 @@
 //!    samples (a crude low-pass that keeps speech's envelope and its lower formants) and every
 //!    lag of the window is tried.
 //! 2. **Fine**, at 48 kHz: ±[`FINE_RADIUS`] samples around the coarse lag, with
-//!    [`align`](crate::media::analysis::align) on the full-rate excerpt.
+//!    [`crate::media::analysis::align`] on the full-rate excerpt.
 //!
 //! The search reference is an excerpt of what was sent: [`EXCERPT`] of audio from where the
 //! speech starts (the first frame above [`SILENCE_DBFS`]), so leading silence never

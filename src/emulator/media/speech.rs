@@ -2,7 +2,7 @@
 //!
 //! [`ParticipantMedia`] names a participant and its speech file (any rate and channel count
 //! `hound` reads; resampled to 48 kHz with the media core's
-//! [`Resampler`](crate::media::resample::Resampler) and mixed down to mono), plus a lead of
+//! [`crate::media::resample::Resampler`] and mixed down to mono), plus a lead of
 //! silence before it starts and whether it loops. [`load_wav_48k`] does the loading and is
 //! also used to read prompts for comparison (the greeting check).
 
