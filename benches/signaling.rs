@@ -67,6 +67,8 @@ fn signaling(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("signaling");
+    // Every iteration's latency, so the budget (p99 ≤ 5 ms) can be read off, not just the mean.
+    let each = std::cell::RefCell::new(Vec::<Duration>::new());
     group.bench_function("notification_to_answer", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -77,13 +79,29 @@ fn signaling(c: &mut Criterion) {
                         .ring(RingRequest::new(&url, Scenario::P2p))
                         .expect("ring");
                     let outcome = answered(&emu, &id).await;
-                    total += start.elapsed();
+                    let took = start.elapsed();
+                    each.borrow_mut().push(took);
+                    total += took;
                     assert_eq!(black_box(outcome), Outcome::Answered);
                 }
                 total
             })
         });
     });
+    {
+        let mut v = each.take();
+        v.sort_unstable();
+        if !v.is_empty() {
+            let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+            eprintln!(
+                "notification_to_answer over {} calls: p50 {:?} p99 {:?} max {:?}",
+                v.len(),
+                at(0.50),
+                at(0.99),
+                v[v.len() - 1]
+            );
+        }
+    }
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     group.bench_function("burst_1000_in_1s", |b| {
