@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::frame::AudioFrame;
 use mediabot::media::packet::OpusPacket;
 
 /// The backend this build benches.
@@ -21,20 +21,9 @@ fn backend() -> CodecBackend {
     return CodecBackend::OpusRs;
 }
 
+/// Speech from the media folder, as 20 ms frames.
 fn speech() -> Vec<AudioFrame> {
-    let path = format!("{}/media/caller-48k.wav", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    mediabot::media::wav::media_frames("caller-48k.wav").expect("media file present")
 }
 
 fn bench(c: &mut Criterion) {

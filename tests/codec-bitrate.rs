@@ -4,26 +4,15 @@
 //! README (section Codec).
 
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::frame::AudioFrame;
 use mediabot::media::packet::OpusPacket;
 
 const SPEECH: [&str; 2] = ["media/caller-48k.wav", "media/caller2-48k.wav"];
 
-/// The file as 20 ms frames (the last partial frame dropped).
+/// The file (a path under the crate root) as 20 ms frames.
 fn frames(path: &str) -> Vec<AudioFrame> {
-    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    mediabot::media::wav::read_frames(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+        .expect("media file present")
 }
 
 /// Average bitrate in kbit/s of `frames` encoded with `config`.

@@ -10,21 +10,10 @@ use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncod
 use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
 use mediabot::media::packet::OpusPacket;
 
-/// The file as 20 ms frames (the last partial frame dropped).
+/// The file (a path under the crate root) as 20 ms frames.
 fn frames(path: &str) -> Vec<AudioFrame> {
-    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    mediabot::media::wav::read_frames(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+        .expect("media file present")
 }
 
 fn concat(frames: &[AudioFrame]) -> Vec<f32> {

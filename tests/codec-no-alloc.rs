@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::frame::AudioFrame;
 use mediabot::media::packet::OpusPacket;
 
 struct Counting;
@@ -67,19 +67,7 @@ fn allocations(f: impl FnOnce()) -> u64 {
 
 /// Speech from the media folder, as 20 ms frames.
 fn speech() -> Vec<AudioFrame> {
-    let path = format!("{}/media/caller-48k.wav", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    mediabot::media::wav::media_frames("caller-48k.wav").expect("media file present")
 }
 
 #[test]

@@ -23,3 +23,4 @@ pub mod room;
 pub mod speaker;
 pub mod stream_resampler;
 pub mod ticker;
+pub mod wav;
