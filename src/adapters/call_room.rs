@@ -11,6 +11,12 @@
 //! 4. the leg's counters are published to [`CallCounters`] (relaxed atomic stores);
 //! 5. the call's [`EgressSignal`] is rung, so the packet is written at once.
 //!
+//! The room ticks at its own start (one clock reading per room, not the shard's reading
+//! for the whole tick), so the outbound packet's `arrival` stamp is the moment this room's
+//! frame is mixed and encoded: the egress's `queue_to_write` histogram measures frame ready
+//! → `write_rtp`, without the rooms ticked before this one on the same shard (that time is
+//! counted on the inbound side, packet in → decoded frame ready, bounded by the tick cost).
+//!
 //! The echo is fed from the **caller's own decoded frame**, not from the mix, so the bot
 //! echoes the caller and never its own greeting.
 //!
@@ -160,6 +166,11 @@ impl ShardRoom for CallRoom {
     }
 
     fn tick(&mut self, now: Instant) {
+        // The shard's `now` is its one clock reading for the whole tick; the rooms before this
+        // one took part of the tick already. The room runs at its own start instead, so the
+        // packet it queues is stamped (`arrival`) when this room's frame is mixed and encoded,
+        // not when the shard woke: `queue_to_write` then measures frame ready → `write_rtp`.
+        let now = now.max(Instant::now());
         if let Some(echo) = &mut self.echo
             && echo.audio.send(echo.delay.output())
         {

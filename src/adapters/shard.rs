@@ -41,7 +41,7 @@ mod error;
 #[cfg(test)]
 mod fake;
 mod janitor;
-mod priority;
+pub(crate) mod priority;
 mod stats;
 mod worker;
 

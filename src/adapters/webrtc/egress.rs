@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::UnixDatagram;
+use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -39,6 +40,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use crate::media::packet::RtpPacket;
 
 use super::dtmf::{DtmfDigit, EventPayload};
+use super::media_thread;
 use super::stats::Counters;
 use super::wire::WireTap;
 
@@ -65,6 +67,9 @@ impl EgressSignal {
 pub struct EgressHandle {
     legs: mpsc::UnboundedSender<EgressLeg>,
     kick: Arc<Notify>,
+    /// The media thread the egress task runs on (`None`: the spawning runtime); the
+    /// session's driver and reader are pinned to it too.
+    runtime: Option<Handle>,
 }
 
 /// Starts egress tasks.
@@ -82,15 +87,27 @@ impl Egress {
         let (tx, rx) = StdUnixDatagram::pair()?;
         tx.set_nonblocking(true)?;
         rx.set_nonblocking(true)?;
-        let rx = UnixDatagram::from_std(rx)?;
         let (legs_tx, legs_rx) = mpsc::unbounded_channel();
         let kick = Arc::new(Notify::new());
-        tokio::spawn(run(rx, legs_rx, kick.clone()));
+        let runtime = media_thread::pick();
+        match &runtime {
+            Some(rt) => {
+                // Registered with the media thread's reactor, so its wake-ups are read there.
+                let _entered = rt.enter();
+                let rx = UnixDatagram::from_std(rx)?;
+                rt.spawn(run(rx, legs_rx, kick.clone()));
+            }
+            None => {
+                let rx = UnixDatagram::from_std(rx)?;
+                tokio::spawn(run(rx, legs_rx, kick.clone()));
+            }
+        }
         Ok((
             EgressSignal { tx },
             EgressHandle {
                 legs: legs_tx,
                 kick,
+                runtime,
             },
         ))
     }
@@ -105,6 +122,11 @@ impl EgressHandle {
 
     pub(crate) fn kick(&self) {
         self.kick.notify_one();
+    }
+
+    /// The media thread this egress runs on, where the session's other tasks belong.
+    pub(crate) fn runtime(&self) -> Option<&Handle> {
+        self.runtime.as_ref()
     }
 }
 

@@ -40,6 +40,7 @@ mod egress;
 mod error;
 mod event;
 mod leg;
+mod media_thread;
 mod peer;
 pub mod sdp;
 mod session;

@@ -12,6 +12,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -49,6 +50,8 @@ pub(crate) struct Hooks {
     pub ingress: Mutex<Option<Ingress>>,
     /// The reader task, so the supervisor can wait for it.
     pub reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The session's media thread, where the reader runs (`None`: the current runtime).
+    pub media: Option<Handle>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -58,13 +61,18 @@ impl std::fmt::Debug for Hooks {
 }
 
 impl Hooks {
-    pub(crate) fn new(ctl: mpsc::UnboundedSender<Ctl>, ingress: Ingress) -> Self {
+    pub(crate) fn new(
+        ctl: mpsc::UnboundedSender<Ctl>,
+        ingress: Ingress,
+        media: Option<Handle>,
+    ) -> Self {
         Self {
             ctl,
             gathered: Notify::new(),
             ice_connected: AtomicBool::new(false),
             ingress: Mutex::new(Some(ingress)),
             reader: Mutex::new(None),
+            media,
         }
     }
 }
@@ -110,12 +118,16 @@ impl PeerConnectionEventHandler for Hooks {
             .take();
         let Some(ingress) = ingress else { return };
         let ctl = self.ctl.clone();
-        let handle = tokio::spawn(async move {
+        let reader = async move {
             ingress.run(track).await;
             // The remote track ended: the remote closed, or we are closing (then this is a
             // no-op for the supervisor, which already decided).
             let _ = ctl.send(Ctl::End(None));
-        });
+        };
+        let handle = match &self.media {
+            Some(rt) => rt.spawn(reader),
+            None => tokio::spawn(reader),
+        };
         *self.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     }
 }
@@ -161,6 +173,7 @@ pub(crate) async fn build(
     cfg: &MediaTransportConfig,
     hooks: Arc<Hooks>,
     tap: Arc<WireTap>,
+    media: Option<Handle>,
 ) -> Result<Arc<dyn PeerConnection>, TransportError> {
     let mut me = MediaEngine::default();
     for codec in audio_codecs() {
@@ -190,9 +203,12 @@ pub(crate) async fn build(
         .with_media_engine(me)
         .with_setting_engine(se.build())
         .with_interceptor_registry(registry)
-        .with_runtime(Arc::new(TapRuntime::new(tap)))
+        .with_runtime(Arc::new(TapRuntime::new(tap, media)))
         .with_handler(hooks)
         .with_udp_addrs(cfg.host_addrs.clone())
+        // Non-zero makes webrtc-rs spawn the driver with `Runtime::spawn_reactor`, which
+        // `TapRuntime` sends to the session's media thread (the size itself is unused then).
+        .with_dedicated_reactor_pool_size(1)
         .build()
         .await
         .map_err(TransportError::setup)?;

@@ -249,8 +249,9 @@ impl Parts {
             tap: tap.clone(),
             dtmf: DtmfReceiver::default(),
         };
-        let hooks = Arc::new(Hooks::new(ctl_tx.clone(), ingress));
-        let pc = peer::build(cfg, hooks.clone(), tap.clone()).await?;
+        let media = leg.egress.runtime().cloned();
+        let hooks = Arc::new(Hooks::new(ctl_tx.clone(), ingress, media.clone()));
+        let pc = peer::build(cfg, hooks.clone(), tap.clone(), media).await?;
         Ok(Self {
             guard: CloseOnDrop(Some(pc.clone())),
             pc,

@@ -29,6 +29,9 @@ use webrtc::runtime::{
     TokioRuntime, Transmit,
 };
 
+use tokio::runtime::Handle;
+
+use super::media_thread::MediaTask;
 use super::stats::Counters;
 
 /// The per-session tap state shared by the sockets, the reader task and the egress.
@@ -107,18 +110,22 @@ fn srtp_seq(d: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([d[2], d[3]]))
 }
 
-/// Tokio, with tapped UDP sockets.
+/// Tokio, with tapped UDP sockets, and the peer-connection driver (webrtc-rs's
+/// `spawn_reactor`) on the session's media thread ([`super::media_thread`]).
 #[derive(Debug)]
 pub(crate) struct TapRuntime {
     inner: TokioRuntime,
     tap: Arc<WireTap>,
+    /// The session's media thread: its peer-connection driver runs there.
+    media: Option<Handle>,
 }
 
 impl TapRuntime {
-    pub(crate) fn new(tap: Arc<WireTap>) -> Self {
+    pub(crate) fn new(tap: Arc<WireTap>, media: Option<Handle>) -> Self {
         Self {
             inner: TokioRuntime,
             tap,
+            media,
         }
     }
 }
@@ -126,6 +133,17 @@ impl TapRuntime {
 impl Runtime for TapRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
         self.inner.spawn(future)
+    }
+
+    fn spawn_reactor(
+        &self,
+        reactor_pool_size: usize,
+        future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Box<dyn JoinHandle> {
+        match &self.media {
+            Some(rt) => Box::new(MediaTask::spawn(rt, future)),
+            None => self.inner.spawn_reactor(reactor_pool_size, future),
+        }
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {

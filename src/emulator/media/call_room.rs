@@ -81,7 +81,9 @@ impl ShardRoom for MixRoom {
     }
 
     fn tick(&mut self, now: Instant) {
-        self.room.tick(now);
+        // This room's own start (see `crate::adapters::call_room`): its packet's `arrival`
+        // stamp, from which the egress measures frame ready → `write_rtp`.
+        self.room.tick(now.max(Instant::now()));
         if let Some(egress) = &self.egress {
             egress.notify();
         }

@@ -1,0 +1,114 @@
+//! Media threads: where each WebRTC session's per-packet work runs, off the application's
+//! tokio runtime.
+//!
+//! # Why
+//!
+//! A packet the shard queued goes through three async steps before it is on the wire: the
+//! egress task wakes on the shard's ring and calls `write_rtp`, webrtc-rs's peer-connection
+//! driver takes it from a channel (interceptors, SRTP) and calls `sendmsg`. Inbound, the
+//! driver decrypts and the session's reader task pushes the packet into the shard's queue.
+//! On the shared multi-thread runtime each step waited behind signaling, supervisor and
+//! other sessions' tasks, and each hop between tasks on different workers was an OS wake-up;
+//! on a loaded machine those waits were the whole of the host-added latency (tens of ms at
+//! p99, see the load section of the README).
+//!
+//! # How
+//!
+//! A process-wide pool of [`MEDIA_THREADS`]-per-core dedicated threads, each running a
+//! current-thread tokio runtime and nothing else, started on first use. A session is pinned
+//! to one of them (round-robin when its [`Egress`](super::Egress) is spawned) and its egress
+//! task, its peer-connection driver (webrtc-rs's `Runtime::spawn_reactor`, see
+//! [`TapRuntime`](super::wire)) and its reader task all run there, so a packet crosses one OS
+//! thread boundary each way (shard ↔ media thread) and the hops between the three tasks are
+//! same-thread wake-ups.
+//!
+//! Each media thread asks for `SCHED_FIFO` at [`MEDIA_RT_PRIORITY`], one above the shards'
+//! default, so that when rung it preempts a shard in the middle of a long tick instead of
+//! waiting for it (its work per packet is a few microseconds; the shard has most of its
+//! 20 ms period spare). When the OS refuses (no `CAP_SYS_NICE`, `RLIMIT_RTPRIO` 0) the
+//! threads run at normal priority and the refusal is logged once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::runtime::Handle;
+
+use crate::adapters::shard::priority::request_realtime;
+
+/// Media threads per core.
+pub(crate) const MEDIA_THREADS: usize = 1;
+
+/// `SCHED_FIFO` priority of the media threads: one above the shards' default (10).
+pub(crate) const MEDIA_RT_PRIORITY: i32 = 11;
+
+struct Pool {
+    threads: Vec<Handle>,
+    next: AtomicUsize,
+}
+
+/// The media thread the next session is pinned to, or `None` when no thread could be
+/// started (the session's tasks then run on the caller's runtime).
+pub(crate) fn pick() -> Option<Handle> {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let n = if std::env::var("MEDIABOT_MEDIA_THREADS").as_deref() == Ok("0") {
+            0
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get()) * MEDIA_THREADS
+        };
+        Pool {
+            threads: (0..n).filter_map(start).collect(),
+            next: AtomicUsize::new(0),
+        }
+    });
+    if pool.threads.is_empty() {
+        return None;
+    }
+    let i = pool.next.fetch_add(1, Ordering::Relaxed) % pool.threads.len();
+    Some(pool.threads[i].clone())
+}
+
+/// Starts media thread `i`; `None` if the runtime or the thread could not be created.
+fn start(i: usize) -> Option<Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name(format!("mediabot-media{i}"))
+        .spawn(move || {
+            if std::env::var("MEDIABOT_MEDIA_RT").as_deref() != Ok("0") {
+                request_realtime(MEDIA_RT_PRIORITY);
+            }
+            // Parked here for the life of the process, driving whatever is spawned on it.
+            rt.block_on(std::future::pending::<()>());
+        })
+        .ok()?;
+    Some(handle)
+}
+
+/// A task on a media thread, as webrtc-rs's [`Runtime`](webrtc::runtime::Runtime) hands it
+/// back. Dropping it detaches the task (tokio's behaviour, which is the trait's contract).
+pub(crate) struct MediaTask(tokio::task::JoinHandle<()>);
+
+impl MediaTask {
+    /// Spawns `future` on `rt`.
+    pub(crate) fn spawn(rt: &Handle, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Self {
+        Self(rt.spawn(future))
+    }
+}
+
+impl webrtc::runtime::JoinHandle for MediaTask {
+    fn detach(&self) {}
+
+    fn abort(&self) {
+        self.0.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
