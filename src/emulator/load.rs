@@ -14,12 +14,15 @@
 //!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
 //!   before the first call, divided by N). In-process, both include the emulator's side —
 //!   its media processor encodes, decodes and mixes as much as the bot does;
-//! - **host-added one-way latency** at p99 from the bot's transport histograms, excluding
-//!   the jitter buffer's wait: inbound = socket read → packet queued for the shard
-//!   (`recvToQueue`) + the shard's tick p99 (the decoded frame is ready by the end of the
-//!   tick that takes the packet); outbound = the tick's start (frame mixed and encoded) →
-//!   `write_rtp` (`queueToWrite`) + `write_rtp` → datagram handed to the kernel
-//!   (`writeToWire`). Sums of p99s: upper bounds.
+//! - **host-added one-way latency** at p99, the bot's side only (its transport histograms and
+//!   its shards; the emulator's are not mixed in), excluding the jitter buffer's wait:
+//!   inbound (packet in → decoded frame ready) = socket read → packet queued for the shard
+//!   (`recvToQueue`) + the shards' tick deadline → tick end (`deadline_to_end`: the thread's
+//!   lateness plus the tick; the packet's frame is decoded by the end of the tick that plays
+//!   it, the wait for that deadline being the jitter buffer's); outbound (frame ready → packet
+//!   on the wire) = the room's own tick start (its frame mixed and encoded) → `write_rtp`
+//!   (`queueToWrite`) + `write_rtp` → datagram handed to the kernel (`writeToWire`). Sums of
+//!   p99s: upper bounds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -120,13 +123,16 @@ pub struct LoadReport {
     pub rss_before_mib: Option<f64>,
     /// RSS in the steady window, MiB.
     pub rss_during_mib: Option<f64>,
-    /// Host-added inbound latency p99 upper bound (`recvToQueue` p99 + shard tick p99), ms.
+    /// Host-added inbound latency p99 upper bound (`recvToQueue` p99 + shard tick deadline →
+    /// end p99), ms.
     pub host_latency_in_p99_ms: Option<f64>,
     /// Host-added outbound latency p99 upper bound (`queueToWrite` + `writeToWire` p99), ms.
     pub host_latency_out_p99_ms: Option<f64>,
     /// Socket read → packet queued for the shard, p99, ms.
     pub recv_to_queue_p99_ms: Option<f64>,
-    /// Tick start (frame ready) → `write_rtp`, p99, ms.
+    /// The bot's shard tick deadline → tick end (lateness + cost), p99, ms.
+    pub deadline_to_end_p99_ms: Option<f64>,
+    /// The room's tick start (frame ready) → `write_rtp`, p99, ms.
     pub queue_to_write_p99_ms: Option<f64>,
     /// `write_rtp` → datagram to the kernel, p99, ms.
     pub write_to_wire_p99_ms: Option<f64>,
@@ -361,6 +367,13 @@ fn report(
         .take(5)
         .collect();
     let ticks = shards.map(merged_ticks);
+    let deadline_to_end = shards.map(|shards| {
+        let mut h = Histogram::new();
+        for s in shards {
+            h.merge(&s.deadline_to_end);
+        }
+        h
+    });
     let shard_tick = ticks.as_ref().map(|h| Percentiles {
         count: usize::try_from(h.count()).unwrap_or(usize::MAX),
         p50_ms: (!h.is_empty()).then(|| h.p50().as_secs_f64() * 1e3),
@@ -430,7 +443,7 @@ fn report(
         },
         rss_before_mib: before.map(|b| mib(b.rss_bytes)),
         rss_during_mib: rss_during.map(mib),
-        host_latency_in_p99_ms: match (hist_ms(&recv), ticks.as_ref().and_then(hist_ms)) {
+        host_latency_in_p99_ms: match (hist_ms(&recv), deadline_to_end.as_ref().and_then(hist_ms)) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,
         },
@@ -439,6 +452,7 @@ fn report(
             _ => None,
         },
         recv_to_queue_p99_ms: hist_ms(&recv),
+        deadline_to_end_p99_ms: deadline_to_end.as_ref().and_then(hist_ms),
         queue_to_write_p99_ms: hist_ms(&queue),
         write_to_wire_p99_ms: hist_ms(&wire),
         load_average,
@@ -510,9 +524,10 @@ impl std::fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "  host-added latency  in p99 ≤ {} (recv→queue {} + tick), out p99 ≤ {} (frame→write {} + write→wire {})",
+            "  host-added latency  bot side, jitter-buffer wait excluded: in p99 ≤ {} (recv→queue {} + tick deadline→end {}), out p99 ≤ {} (frame→write {} + write→wire {})",
             ms(self.host_latency_in_p99_ms),
             ms(self.recv_to_queue_p99_ms),
+            ms(self.deadline_to_end_p99_ms),
             ms(self.host_latency_out_p99_ms),
             ms(self.queue_to_write_p99_ms),
             ms(self.write_to_wire_p99_ms)

@@ -28,7 +28,10 @@
 //! (rung by the call's room after each tick: the egress is per call, not per shard, so the
 //! room needs no knowledge of where it was placed), one event forwarder task, and, when
 //! recording, one writer thread ([`super::recording::RecordingWriter::spawn`]). All end when
-//! the session ends (`tests/media-session-cleanup.rs` counts fds and threads).
+//! the session ends (`tests/media-session-cleanup.rs` counts fds and threads). The session's
+//! egress, driver and reader tasks run on one of the process's media threads (one per core,
+//! started with the first session and kept for the life of the process; see
+//! [`crate::adapters::webrtc`]).
 //!
 //! The transport's `accept_offer` future is not `Send` yet, so it runs on a blocking-pool
 //! thread (see `build::accept`); the rest of negotiation runs in the handler's task.

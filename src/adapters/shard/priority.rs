@@ -1,4 +1,5 @@
-//! Asking the OS for real-time scheduling (SCHED_FIFO) for the calling shard thread.
+//! Asking the OS for real-time scheduling (SCHED_FIFO) for the calling thread: shard threads
+//! and the WebRTC media threads ([`crate::adapters::webrtc`]).
 //!
 //! Linux grants SCHED_FIFO to processes with `CAP_SYS_NICE` or a non-zero `RLIMIT_RTPRIO`
 //! (`ulimit -r`, or `LimitRTPRIO=` in a systemd unit). Refusal is normal on desktops and in
@@ -8,12 +9,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Requests SCHED_FIFO at `priority` (1–99) for the calling thread; returns whether the OS
-/// granted it. A refusal is logged (once per process) with the reason.
-pub(crate) fn request_realtime(priority: i32) -> bool {
+/// Requests SCHED_FIFO at `priority` (1–99) for the calling thread (a `role` such as
+/// "shard thread", for the log); returns whether the OS granted it. A refusal is logged (once
+/// per process) with the reason.
+pub(crate) fn request_realtime(role: &str, priority: i32) -> bool {
     match set_fifo(priority) {
         Ok(()) => {
-            tracing::debug!(priority, "shard thread runs with SCHED_FIFO");
+            tracing::debug!(priority, "{role} runs with SCHED_FIFO");
             true
         }
         Err(error) => {
@@ -22,8 +24,8 @@ pub(crate) fn request_realtime(priority: i32) -> bool {
                 tracing::warn!(
                     priority,
                     %error,
-                    "real-time priority refused; shards run at normal priority \
-                     (grant CAP_SYS_NICE or raise RLIMIT_RTPRIO to enable it)"
+                    "real-time priority refused; shards and media threads run at normal \
+                     priority (grant CAP_SYS_NICE or raise RLIMIT_RTPRIO to enable it)"
                 );
             }
             false

@@ -49,6 +49,11 @@ pub struct ShardStats {
     pub rt_priority: bool,
     /// Cost of each tick (control + rooms), start to end, from the shard's own clock reads.
     pub tick_cost: Histogram,
+    /// Each tick's deadline → its end: how late the tick started plus its cost. A packet
+    /// that the jitter buffer plays at a deadline is decoded by the end of that tick, so this
+    /// bounds the host-added part of packet in → decoded frame ready that follows the jitter
+    /// buffer's wait (the shard thread's wake-up, the rooms ticked before, the decode).
+    pub deadline_to_end: Histogram,
 }
 
 /// The live counters of one shard (see [`ShardStats`] for what each one means).
@@ -67,6 +72,7 @@ pub struct ShardCounters {
     pub(crate) parked: AtomicBool,
     pub(crate) rt_priority: AtomicBool,
     cost: AtomicHistogram,
+    deadline_to_end: AtomicHistogram,
 }
 
 impl ShardCounters {
@@ -86,15 +92,18 @@ impl ShardCounters {
             parked: AtomicBool::new(false),
             rt_priority: AtomicBool::new(false),
             cost: AtomicHistogram::new(),
+            deadline_to_end: AtomicHistogram::new(),
         }
     }
 
-    /// Publishes the ticker's totals and one tick's cost (shard thread only).
-    pub fn record_tick(&self, ticker: TickerStats, cost: Duration) {
+    /// Publishes the ticker's totals and one tick's lateness (deadline → start) and cost
+    /// (start → end) (shard thread only).
+    pub fn record_tick(&self, ticker: TickerStats, late_by: Duration, cost: Duration) {
         self.ticks.store(ticker.ticks, Relaxed);
         self.late_ticks.store(ticker.late_ticks, Relaxed);
         self.deadline_misses.store(ticker.deadline_misses, Relaxed);
         self.cost.record(cost);
+        self.deadline_to_end.record(late_by.saturating_add(cost));
     }
 
     /// Reads everything into a [`ShardStats`] (allocation-free but 8 KiB; off the shard).
@@ -114,6 +123,7 @@ impl ShardCounters {
             parked: self.parked.load(Relaxed),
             rt_priority: self.rt_priority.load(Relaxed),
             tick_cost: self.cost.snapshot(),
+            deadline_to_end: self.deadline_to_end.snapshot(),
         }
     }
 
@@ -192,20 +202,25 @@ mod tests {
     fn snapshot_matches_a_plain_histogram() {
         let c = ShardCounters::new();
         let mut want = Histogram::new();
+        let mut want_end = Histogram::new();
         for us in [5u64, 120, 120, 800, 19_000] {
             let d = Duration::from_micros(us);
+            let late = Duration::from_micros(us / 2);
             c.record_tick(
                 TickerStats {
                     ticks: 7,
                     late_ticks: 2,
                     deadline_misses: 1,
                 },
+                late,
                 d,
             );
             want.record(d);
+            want_end.record(late + d);
         }
         let s = c.snapshot(ShardId(3));
         assert_eq!(s.tick_cost, want);
+        assert_eq!(s.deadline_to_end, want_end);
         assert_eq!(
             (s.shard, s.ticks, s.late_ticks, s.deadline_misses),
             (ShardId(3), 7, 2, 1)

@@ -6,10 +6,12 @@
 //!     stop requested?            → return the core (its rooms are dropped by the joiner)
 //!     no rooms and no control?   → park (no wake-ups) until a command or stop unparks us,
 //!                                  then re-anchor the ticker so the pause is not a "miss"
-//!     now = Instant::now()       ← the tick's one clock reading, passed to every room
+//!     now = Instant::now()       ← the tick's clock reading, passed to every room (a call's
+//!                                  room may read its own start too, see `call_room.rs`)
 //!     ticker.handle_timeout(now) → not due: sleep to the deadline
 //!     core.tick(now)             → control, then every non-idle room
-//!     end = Instant::now()       ← measures the cost (histogram) and the sleep
+//!     end = Instant::now()       ← measures the cost and deadline → end (histograms), and
+//!                                  the sleep
 //!     publish counters, wake the janitor if something was retired, call the observer
 //!     sleep until ticker.poll_timeout()
 //! }
@@ -64,7 +66,7 @@ impl<R: ShardRoom> Worker<R> {
     pub(crate) fn run(mut self) -> ShardCore<R> {
         let counters = Arc::clone(self.core.counters());
         if let Some(priority) = self.rt_priority {
-            let granted = request_realtime(priority);
+            let granted = request_realtime("shard thread", priority);
             counters.rt_priority.store(granted, Ordering::Relaxed);
         }
         let id = self.core.id();
@@ -96,7 +98,11 @@ impl<R: ShardRoom> Worker<R> {
             }
             self.core.tick(now);
             let end = Instant::now();
-            counters.record_tick(ticker.stats(), end.saturating_duration_since(now));
+            counters.record_tick(
+                ticker.stats(),
+                due.late_by,
+                end.saturating_duration_since(now),
+            );
             if self.core.take_retired_signal() {
                 self.janitor.unpark();
             }

@@ -53,11 +53,7 @@ struct Pool {
 pub(crate) fn pick() -> Option<Handle> {
     static POOL: OnceLock<Pool> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
-        let n = if std::env::var("MEDIABOT_MEDIA_THREADS").as_deref() == Ok("0") {
-            0
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get()) * MEDIA_THREADS
-        };
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get()) * MEDIA_THREADS;
         Pool {
             threads: (0..n).filter_map(start).collect(),
             next: AtomicUsize::new(0),
@@ -80,9 +76,7 @@ fn start(i: usize) -> Option<Handle> {
     std::thread::Builder::new()
         .name(format!("mediabot-media{i}"))
         .spawn(move || {
-            if std::env::var("MEDIABOT_MEDIA_RT").as_deref() != Ok("0") {
-                request_realtime(MEDIA_RT_PRIORITY);
-            }
+            request_realtime("media thread", MEDIA_RT_PRIORITY);
             // Parked here for the life of the process, driving whatever is spawned on it.
             rt.block_on(std::future::pending::<()>());
         })

@@ -14,8 +14,10 @@
 //!   the offer SDP and a [`PendingOffer`]; [`PendingOffer::complete`] takes the answer.
 //! - Each session is given a [`LegQueues`]: received Opus RTP is converted to
 //!   [`RtpPacket`](crate::media::packet::RtpPacket) and pushed to `inbound`; packets the shard
-//!   pushes to `outbound` are written as RTP by the shard's [`Egress`] task when the shard rings
-//!   its [`EgressSignal`] (once per tick). Lifecycle and DTMF arrive as [`MediaEvent`]s.
+//!   pushes to `outbound` are written as RTP by the leg's [`Egress`] task when the room rings
+//!   its [`EgressSignal`] (after each tick). The egress task, the peer-connection driver and the
+//!   reader run on one of the process's real-time media threads (`media_thread.rs`).
+//!   Lifecycle and DTMF arrive as [`MediaEvent`]s.
 //! - [`MediaSession::close`] ends everything the session started (driver task, reader task,
 //!   watchdog, sockets); the session also ends by itself on ICE/DTLS failure, on the connect
 //!   timeout and when the remote closes, and says so with one final event.
