@@ -15,7 +15,8 @@
 //! # How
 //!
 //! A process-wide pool of [`MEDIA_THREADS`]-per-core dedicated threads, each running a
-//! current-thread tokio runtime and nothing else, started on first use. A session is pinned
+//! current-thread tokio runtime and nothing else, started with the first
+//! [`MediaTransport`](super::MediaTransport) and kept for the life of the process. A session is pinned
 //! to one of them (round-robin when its [`Egress`](super::Egress) is spawned) and its egress
 //! task, its peer-connection driver (webrtc-rs's `Runtime::spawn_reactor`, see
 //! [`TapRuntime`](super::wire)) and its reader task all run there, so a packet crosses one OS
@@ -48,17 +49,15 @@ struct Pool {
     next: AtomicUsize,
 }
 
+/// Starts the media threads (once per process; later calls do nothing).
+pub(crate) fn start() {
+    pool();
+}
+
 /// The media thread the next session is pinned to, or `None` when no thread could be
 /// started (the session's tasks then run on the caller's runtime).
 pub(crate) fn pick() -> Option<Handle> {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    let pool = POOL.get_or_init(|| {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get()) * MEDIA_THREADS;
-        Pool {
-            threads: (0..n).filter_map(start).collect(),
-            next: AtomicUsize::new(0),
-        }
-    });
+    let pool = pool();
     if pool.threads.is_empty() {
         return None;
     }
@@ -66,8 +65,19 @@ pub(crate) fn pick() -> Option<Handle> {
     Some(pool.threads[i].clone())
 }
 
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get()) * MEDIA_THREADS;
+        Pool {
+            threads: (0..n).filter_map(start_thread).collect(),
+            next: AtomicUsize::new(0),
+        }
+    })
+}
+
 /// Starts media thread `i`; `None` if the runtime or the thread could not be created.
-fn start(i: usize) -> Option<Handle> {
+fn start_thread(i: usize) -> Option<Handle> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -35,8 +35,10 @@ pub struct PendingOffer {
 }
 
 impl MediaTransport {
-    /// A transport with `cfg`.
+    /// A transport with `cfg`. Starts the process's media threads if they are not running
+    /// yet (see `media_thread.rs`): they live as long as the process.
     pub fn new(cfg: MediaTransportConfig) -> Self {
+        super::media_thread::start();
         Self { cfg: Arc::new(cfg) }
     }
 
