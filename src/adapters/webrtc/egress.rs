@@ -49,7 +49,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use crate::media::packet::RtpPacket;
 
 use super::dtmf::{DtmfDigit, EventPayload};
-use super::media_thread;
+use super::media_thread::{self, MediaClass};
 use super::stats::Counters;
 use super::wire::WireTap;
 
@@ -94,12 +94,27 @@ impl Egress {
     /// # Errors
     /// The socket pair could not be created or registered with tokio.
     pub fn spawn() -> io::Result<(EgressSignal, EgressHandle)> {
+        Self::spawn_in(MediaClass::Host)
+    }
+
+    /// Like [`spawn`](Self::spawn), for a session of a load generator in the same process as
+    /// a host (the emulator's media processor): its egress, driver and reader run on separate
+    /// media threads *below* the shards' priority, so the generator's packet work never
+    /// interrupts the host's ticks nor competes with the host's media threads.
+    ///
+    /// # Errors
+    /// The socket pair could not be created or registered with tokio.
+    pub fn spawn_background() -> io::Result<(EgressSignal, EgressHandle)> {
+        Self::spawn_in(MediaClass::Background)
+    }
+
+    fn spawn_in(class: MediaClass) -> io::Result<(EgressSignal, EgressHandle)> {
         let (tx, rx) = StdUnixDatagram::pair()?;
         tx.set_nonblocking(true)?;
         rx.set_nonblocking(true)?;
         let (legs_tx, legs_rx) = mpsc::unbounded_channel();
         let kick = Arc::new(Notify::new());
-        let runtime = media_thread::pick();
+        let runtime = media_thread::pick(class);
         match &runtime {
             Some(rt) => {
                 // Registered with the media thread's reactor, so its wake-ups are read there.

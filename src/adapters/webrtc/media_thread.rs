@@ -55,20 +55,34 @@ pub(crate) const MEDIA_THREADS: usize = 1;
 /// `SCHED_FIFO` priority of the media threads: one above the shards' default (10).
 pub(crate) const MEDIA_RT_PRIORITY: i32 = 11;
 
+/// `SCHED_FIFO` priority of the background media threads (a load generator's sessions): one
+/// below the shards, so their packet work never interrupts a tick.
+pub(crate) const BACKGROUND_RT_PRIORITY: i32 = 9;
+
+/// Which pool a session's media thread comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MediaClass {
+    /// The host's own sessions: above the shards ([`MEDIA_RT_PRIORITY`]).
+    Host,
+    /// Sessions of a load generator or test peer in the same process (the emulator): below
+    /// the shards ([`BACKGROUND_RT_PRIORITY`]), in their own threads.
+    Background,
+}
+
 struct Pool {
     threads: Vec<Handle>,
     next: AtomicUsize,
 }
 
-/// Starts the media threads (once per process; later calls do nothing).
+/// Starts the host media threads (once per process; later calls do nothing).
 pub(crate) fn start() {
-    pool();
+    pool(MediaClass::Host);
 }
 
-/// The media thread the next session is pinned to, or `None` when no thread could be
-/// started (the session's tasks then run on the caller's runtime).
-pub(crate) fn pick() -> Option<Handle> {
-    let pool = pool();
+/// The media thread of `class` the next session is pinned to, or `None` when no thread could
+/// be started (the session's tasks then run on the caller's runtime).
+pub(crate) fn pick(class: MediaClass) -> Option<Handle> {
+    let pool = pool(class);
     if pool.threads.is_empty() {
         return None;
     }
@@ -76,28 +90,36 @@ pub(crate) fn pick() -> Option<Handle> {
     Some(pool.threads[i].clone())
 }
 
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
+fn pool(class: MediaClass) -> &'static Pool {
+    static HOST: OnceLock<Pool> = OnceLock::new();
+    static BACKGROUND: OnceLock<Pool> = OnceLock::new();
+    let (cell, name, priority) = match class {
+        MediaClass::Host => (&HOST, "mediabot-media", MEDIA_RT_PRIORITY),
+        MediaClass::Background => (&BACKGROUND, "mediabot-bgmed", BACKGROUND_RT_PRIORITY),
+    };
+    cell.get_or_init(|| {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get()) * MEDIA_THREADS;
         Pool {
-            threads: (0..n).filter_map(start_thread).collect(),
+            threads: (0..n)
+                .filter_map(|i| start_thread(name, i, priority))
+                .collect(),
             next: AtomicUsize::new(0),
         }
     })
 }
 
-/// Starts media thread `i`; `None` if the runtime or the thread could not be created.
-fn start_thread(i: usize) -> Option<Handle> {
+/// Starts media thread `i` of a pool; `None` if the runtime or the thread could not be
+/// created.
+fn start_thread(name: &str, i: usize, priority: i32) -> Option<Handle> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     let handle = rt.handle().clone();
     std::thread::Builder::new()
-        .name(format!("mediabot-media{i}"))
+        .name(format!("{name}{i}"))
         .spawn(move || {
-            request_realtime("media thread", MEDIA_RT_PRIORITY);
+            request_realtime("media thread", priority);
             // Parked here for the life of the process, driving whatever is spawned on it.
             rt.block_on(std::future::pending::<()>());
         })

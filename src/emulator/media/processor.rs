@@ -233,8 +233,10 @@ impl MediaProcessor {
         }
         let client = self.client();
         let token = blob.token.as_str().to_owned();
+        // Background media threads: the emulator is a load generator here, its packet work
+        // must not interrupt the bot's shards (in-process `load`).
         let (signal, egress) =
-            Egress::spawn().map_err(|e| MediaProcError::Transport(e.to_string()))?;
+            Egress::spawn_background().map_err(|e| MediaProcError::Transport(e.to_string()))?;
         let ssrc: u32 = rand::random();
         let (leg, mut ends) = LegQueues::new(self.inner.config.leg_queue_capacity, ssrc, egress);
         // The room runs (participants held silent) before the offer, so that it hears the bot
