@@ -29,16 +29,22 @@
 //! 20 ms period spare). When the OS refuses (no `CAP_SYS_NICE`, `RLIMIT_RTPRIO` 0) the
 //! threads run at normal priority and the refusal is logged once.
 //!
+//! A load generator in the same process (the emulator's media processor, for `mediabot
+//! load`) gets its own pool of *background* media threads one below the shards
+//! ([`BACKGROUND_RT_PRIORITY`]): its packet work then never interrupts the host's ticks, and
+//! its wake-ups batch behind the shards instead of each preempting one.
+//!
 //! # Cost and risks (measured with `mediabot load`, README)
 //!
-//! - Each room's ring wakes a media thread at once, preempting the shard: no batching. At
-//!   70 in-process calls on 2 cores the process used 82–84 % of the machine against 76 % with
-//!   these tasks on the shared runtime, and the shards' tick p99 grew from ≈ 8.7 to ≈ 11 ms
-//!   (the media work now interrupts the ticks), while frame ready → wire p99 fell from
-//!   14–1100 ms (quiet to loaded machine) to ≈ 0.5 ms. One egress per shard, rung once per
-//!   few rooms, would cut the wake-ups; not done yet.
+//! - Each host room's ring wakes a media thread at once, preempting the shard (no batching),
+//!   so the host's media work lands inside the ticks: at 70 in-process calls on 2 cores the
+//!   bot's tick p99 is ≈ 8.7–9.4 ms against 8.4–8.7 ms with these tasks on the shared runtime,
+//!   at about the same CPU, while frame ready → wire p99 fell from 14 ms (quiet machine) to
+//!   1.1 s (busy) down to ≈ 0.4 ms. With the emulator's sessions on the host's threads too
+//!   the ticks grew to 11 ms p99 and the process used ≈ 7 points more CPU.
 //! - Connection setup (ICE, DTLS handshakes) runs here too, above the shards: a burst of
-//!   connecting calls can delay ticks (one 30-call run saw 2 deadline misses).
+//!   connecting calls can delay ticks (one 30-call run saw 2 deadline misses before the
+//!   emulator had its own threads; another a 19.7 ms tick, without a miss).
 
 use std::future::Future;
 use std::pin::Pin;
