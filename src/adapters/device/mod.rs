@@ -36,6 +36,7 @@
 mod capture;
 mod choice;
 mod meters;
+mod participant;
 mod playback;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use cpal::{SampleFormat, Stream};
 use crate::adapters::device::capture::Capture;
 pub use crate::adapters::device::choice::{StreamFormat, SupportedConfig};
 pub use crate::adapters::device::meters::DeviceStats;
+pub use crate::adapters::device::participant::DeviceParticipant;
 use crate::adapters::device::meters::Meters;
 use crate::adapters::device::playback::Playback;
 use crate::media::member::{Member, MemberError};
@@ -296,7 +298,10 @@ fn hook(entering: bool) {
 
 /// Opens a sound device as room member `id`: `name` picks the device for both sides (the
 /// default devices when `None`; [`DeviceOptions::input_device`] / `output_device` override
-/// per side). Returns the member, to add to a room, and the handle that keeps it running.
+/// per side). A name matches, in this order: a device whose name or description is exactly
+/// `name`; the same ignoring case; else the first device (in [`list_devices`] order) that can
+/// capture (resp. play) and whose name or description contains `name`, ignoring case — so
+/// `usb` finds `hw:CARD=USB,DEV=0` or a device described as "USB Audio". Returns the member, to add to a room, and the handle that keeps it running.
 ///
 /// # Errors
 /// [`DeviceError::NotFound`] / [`DeviceError::NoDevice`] (listing the devices that exist),
@@ -453,20 +458,59 @@ fn find(
             available: available(),
         });
     };
-    let devices = host
+    let devices: Vec<cpal::Device> = host
         .devices()
-        .map_err(|e| DeviceError::Host(e.to_string()))?;
-    for d in devices {
-        let described = d.description().map(|x| x.name().to_owned()).ok();
-        if device_name(&d) == name || described.as_deref() == Some(name) {
-            return Ok(d);
-        }
+        .map_err(|e| DeviceError::Host(e.to_string()))?
+        .collect();
+    if let Some(d) = matching(&devices, name, direction) {
+        return Ok(d.clone());
     }
     Err(DeviceError::NotFound {
         name: name.to_owned(),
         direction,
         available: available(),
     })
+}
+
+/// The device `name` names, in this order: a device whose name (or description) is exactly
+/// `name`; the same ignoring case; the first device (in listing order) able to do
+/// `direction` whose name or description contains `name`, ignoring case.
+fn matching<'a>(
+    devices: &'a [cpal::Device],
+    name: &str,
+    direction: Direction,
+) -> Option<&'a cpal::Device> {
+    let names: Vec<(String, String)> = devices
+        .iter()
+        .map(|d| {
+            let described = d
+                .description()
+                .map(|x| x.name().to_owned())
+                .unwrap_or_default();
+            (device_name(d), described)
+        })
+        .collect();
+    let exact = |ignore_case: bool| {
+        names.iter().position(|(id, described)| {
+            if ignore_case {
+                id.eq_ignore_ascii_case(name) || described.eq_ignore_ascii_case(name)
+            } else {
+                id == name || described == name
+            }
+        })
+    };
+    let lower = name.to_lowercase();
+    let can = |d: &cpal::Device| match direction {
+        Direction::Input => d.supports_input(),
+        Direction::Output => d.supports_output(),
+    };
+    let found = exact(false).or_else(|| exact(true)).or_else(|| {
+        names.iter().zip(devices).position(|((id, described), d)| {
+            (id.to_lowercase().contains(&lower) || described.to_lowercase().contains(&lower))
+                && can(d)
+        })
+    })?;
+    devices.get(found)
 }
 
 fn ranges(
