@@ -29,6 +29,8 @@ const LEG: MemberId = MemberId(1);
 const GREETING: MemberId = MemberId(2);
 const ECHO: MemberId = MemberId(3);
 const RECORDER: MemberId = MemberId(4);
+/// The local participant (a sound device), when it is in this call.
+pub(super) const LOCAL: MemberId = MemberId(5);
 
 /// What negotiation built for a call, before it is installed.
 pub(super) struct Built {

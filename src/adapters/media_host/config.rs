@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adapters::local_participant::LocalParticipant;
 use crate::adapters::shard::ShardConfig;
 use crate::adapters::webrtc::{MediaTransportConfig, sdp};
 use crate::media::codec::{CodecBackend, EncoderConfig};
@@ -33,6 +34,9 @@ pub struct MediaHostConfig {
     /// Capacity of the event channel returned by [`MediaHost::start`](super::MediaHost::start); events beyond it are
     /// dropped and counted ([`MediaHostStats::events_dropped`](super::MediaHostStats::events_dropped)).
     pub event_capacity: usize,
+    /// The person at this machine (a sound device), put into one call at a time: see
+    /// [`crate::adapters::local_participant`] for which call gets it. `None`: no one.
+    pub local: Option<Arc<dyn LocalParticipant>>,
 }
 
 impl Default for MediaHostConfig {
@@ -47,6 +51,7 @@ impl Default for MediaHostConfig {
             encoder: EncoderConfig::default(),
             backend: CodecBackend::default(),
             event_capacity: 1024,
+            local: None,
         }
     }
 }

@@ -22,6 +22,13 @@
 //! ([`crate::media::echo::EchoDelay`] driving an application endpoint, see
 //! [`super::call_room`]) and a recording ([`super::recording`]).
 //!
+//! # The local participant
+//!
+//! With [`MediaHostConfig::local`] (a sound device: `--device`), the person at this machine
+//! joins one call at a time: the oldest connected call while it is free, moving on to the
+//! next oldest when that call ends (the `seat` submodule;
+//! policy in [`crate::adapters::local_participant`]).
+//!
 //! # Threads and tasks per call
 //!
 //! One webrtc session (its own tasks and UDP socket), one egress task and its socket pair
@@ -36,6 +43,7 @@
 mod build;
 mod config;
 mod event;
+mod seat;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +53,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use self::build::{Built, Recording};
+use self::seat::Seat;
 pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
 pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
 use super::call_room::{CallCounters, CallRoom};
@@ -99,6 +108,10 @@ struct Counters {
 struct State {
     registry: SessionRegistry,
     calls: HashMap<CallId, CallMedia>,
+    /// Where the local participant is.
+    seat: Seat,
+    /// Order in which rooms went to the shards (the local participant takes the oldest).
+    next_connected: u64,
 }
 
 /// What the host holds for one call.
@@ -111,6 +124,8 @@ struct CallMedia {
     pending_room: Option<CallRoom>,
     /// On a shard.
     room: Option<RoomId>,
+    /// When the room went to a shard (an order, not a time).
+    connected: Option<u64>,
     counters: Option<Arc<CallCounters>>,
     recording: Option<Recording>,
 }
@@ -132,6 +147,8 @@ impl MediaHost {
             state: Mutex::new(State {
                 registry: SessionRegistry::new(config.registry),
                 calls: HashMap::new(),
+                seat: Seat::Free,
+                next_connected: 0,
             }),
             events: tx,
             next_room: AtomicU64::new(1),
@@ -177,6 +194,7 @@ impl MediaHost {
                 media: None,
                 pending_room: None,
                 room: None,
+                connected: None,
                 counters: None,
                 recording: None,
             },
@@ -269,6 +287,11 @@ impl MediaHost {
                 .unwrap_or_default(),
             transport,
         })
+    }
+
+    /// The call the local participant ([`MediaHostConfig::local`]) is in, if any.
+    pub fn local_call(&self) -> Option<CallId> {
+        self.inner.local_call()
     }
 
     /// Host-wide counters.
@@ -379,7 +402,9 @@ impl Inner {
         } = built;
         let installed = {
             let mut state = self.lock();
-            let State { registry, calls } = &mut *state;
+            let State {
+                registry, calls, ..
+            } = &mut *state;
             match calls.get_mut(call_id) {
                 Some(call) if call.session_id == *id && registry.offer_accepted(id) => {
                     call.media = Some(Arc::clone(&session));
@@ -412,6 +437,7 @@ impl Inner {
     /// Media connected: the room goes to a shard (the greeting starts now).
     fn attach_room(&self, call_id: &CallId, session: &SessionId) {
         let mut state = self.lock();
+        let order = state.next_connected;
         let Some(call) = state.calls.get_mut(call_id) else {
             return;
         };
@@ -423,7 +449,11 @@ impl Inner {
         };
         let id = room.room().id();
         match self.pool.add_room(room) {
-            Ok(_) => call.room = Some(id),
+            Ok(_) => {
+                call.room = Some(id);
+                call.connected = Some(order);
+                state.next_connected += 1;
+            }
             Err(rejected) => {
                 tracing::warn!(call = %call_id, error = %rejected.error, "no shard for call room");
                 drop(state);
@@ -443,7 +473,12 @@ impl Inner {
     /// Ends a call's session and frees what it holds (only session `only`, when given).
     /// False if it had none. The call is forgotten before anything is awaited, so events of
     /// the session that arrive while it is torn down are not forwarded: `Ended` is the last.
-    async fn end(&self, call_id: &CallId, only: Option<&SessionId>, reason: EndReason) -> bool {
+    async fn end(
+        self: &Arc<Self>,
+        call_id: &CallId,
+        only: Option<&SessionId>,
+        reason: EndReason,
+    ) -> bool {
         let call = {
             let mut state = self.lock();
             if only.is_some_and(|s| state.calls.get(call_id).is_none_or(|c| c.session_id != *s)) {
@@ -455,6 +490,7 @@ impl Inner {
             state.registry.close(Instant::now(), &call.session_id);
             call
         };
+        let local = self.unseat_local(call_id);
         let negotiated = call.media.is_some();
         if let Some(media) = &call.media {
             media.close().await;
@@ -465,6 +501,14 @@ impl Inner {
             tracing::warn!(call = %call_id, error = %e, "could not remove call room");
         }
         drop(call.pending_room);
+        if local.is_some() {
+            drop(local);
+            if reason != EndReason::Shutdown {
+                // Another connected call, if any, gets the local participant.
+                let inner = Arc::clone(self);
+                tokio::spawn(async move { inner.seat_local().await });
+            }
+        }
         let recording = match call.recording {
             Some(r) => r.finish().await,
             None => None,
@@ -497,6 +541,10 @@ async fn forward(
         let reason = match event {
             MediaEvent::Connected => {
                 inner.attach_room(&call_id, &session);
+                if inner.config.local.is_some() {
+                    let inner = Arc::clone(&inner);
+                    tokio::spawn(async move { inner.seat_local().await });
+                }
                 continue;
             }
             MediaEvent::Dtmf { .. } => continue,
