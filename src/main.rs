@@ -45,9 +45,16 @@ struct DemoArgs {
     #[arg(long)]
     json: bool,
     /// How long each call stays up once its media is connected (seconds; the callers start
-    /// speaking when the greeting is over, about 5 s in).
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
+    /// speaking when the greeting is over, about 5 s in). Default 10, or 60 with --device.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Join the calls yourself through a sound device (needs `--features device`): the
+    /// default input and output, or the device NAME (exact name, else the first whose name
+    /// or description contains NAME, ignoring case; `mediabot devices` lists them). The
+    /// device joins the first call whose media connects, one call at a time; when that call
+    /// ends it moves to the oldest call still connected.
+    #[arg(long, value_name = "NAME", num_args = 0..=1)]
+    device: Option<Option<String>>,
     /// Where the bot writes its recordings (one directory per call).
     #[arg(long, default_value = "recordings")]
     record_dir: PathBuf,
@@ -187,15 +194,30 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     if args.signaling {
         return signaling_demo(args).await;
     }
+    let seconds = args
+        .seconds
+        .unwrap_or(if args.device.is_some() { 60.0 } else { 10.0 });
     anyhow::ensure!(
-        args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 600.0,
+        seconds.is_finite() && seconds > 0.0 && seconds <= 600.0,
         "--seconds must be in (0, 600]"
     );
-    let calls = mediabot::emulator::media_demo::default_calls(std::time::Duration::from_secs_f64(
-        args.seconds,
-    ));
+    // Before any call: a missing device fails here, listing what exists.
+    let local = match &args.device {
+        Some(name) => {
+            let local = mediabot::adapters::local_participant::sound_device(name.as_deref())?;
+            eprintln!(
+                "{} will join the first call to connect (one call at a time)",
+                local.describe()
+            );
+            Some(local)
+        }
+        None => None,
+    };
+    let calls =
+        mediabot::emulator::media_demo::default_calls(std::time::Duration::from_secs_f64(seconds));
     let (tx, printer) = progress_printer();
-    let report = mediabot::emulator::media_demo::run(&calls, args.record_dir, Some(tx)).await?;
+    let report =
+        mediabot::emulator::media_demo::run(&calls, args.record_dir, local, Some(tx)).await?;
     let _ = printer.await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

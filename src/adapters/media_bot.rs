@@ -38,6 +38,7 @@ use super::bot::{Bot, BotConfig, BotError, BotHandle};
 use super::call_handler::CallHandler;
 use super::demo_handler::{DemoAction, DemoHandler, DemoHandlerConfig};
 use super::graph_client::BoxFuture;
+use super::local_participant::LocalError;
 use super::media_handler::MediaCallHandler;
 use super::media_host::{
     BehaviourConfig, CallBehaviour, EndReason, MediaHost, MediaHostConfig, MediaHostError,
@@ -115,6 +116,9 @@ pub enum MediaBotError {
     /// The greeting could not be loaded.
     #[error("greeting: {0}")]
     Greeting(String),
+    /// The local participant (`--device`) could not be set up.
+    #[error("{0}")]
+    Local(#[from] LocalError),
 }
 
 /// What became of one call's media, as the host reported it.
