@@ -279,7 +279,13 @@ pub async fn run(
         MediaProcessorConfig::default(),
     )
     .await?;
-    let local = stack.bot.host().config().local.as_ref().map(|l| l.describe());
+    let local = stack
+        .bot
+        .host()
+        .config()
+        .local
+        .as_ref()
+        .map(|l| l.describe());
     let say = |line: String| {
         if let Some(tx) = &progress {
             let _ = tx.send(line);

@@ -50,8 +50,8 @@ use cpal::{SampleFormat, Stream};
 use crate::adapters::device::capture::Capture;
 pub use crate::adapters::device::choice::{StreamFormat, SupportedConfig};
 pub use crate::adapters::device::meters::DeviceStats;
-pub use crate::adapters::device::participant::DeviceParticipant;
 use crate::adapters::device::meters::Meters;
+pub use crate::adapters::device::participant::DeviceParticipant;
 use crate::adapters::device::playback::Playback;
 use crate::media::member::{Member, MemberError};
 use crate::media::resample::ResampleError;
@@ -106,11 +106,16 @@ pub enum DeviceError {
     /// The sound system could not be asked for devices.
     #[error("cannot list sound devices: {0}")]
     Host(String),
-    /// No device was named and there is no default one.
-    #[error("no default {direction} device; devices: {}", list(available))]
+    /// No device was named and there is no usable default one.
+    #[error(
+        "no usable default {direction} device ({reason}); devices: {}",
+        list(available)
+    )]
     NoDevice {
         /// Which side.
         direction: Direction,
+        /// Why the default is not usable (none, or what the sound system said opening it).
+        reason: String,
         /// Names of the devices that exist.
         available: Vec<String>,
     },
@@ -453,10 +458,22 @@ fn find(
             Direction::Input => host.default_input_device(),
             Direction::Output => host.default_output_device(),
         };
-        return device.ok_or_else(|| DeviceError::NoDevice {
+        let device = device.ok_or_else(|| DeviceError::NoDevice {
             direction,
+            reason: "there is none".to_owned(),
             available: available(),
-        });
+        })?;
+        // A default that cannot even say what it supports (no sound card behind it) is as
+        // good as none: say which devices exist.
+        let name = device_name(&device);
+        return match ranges(&device, direction, &name) {
+            Ok(_) => Ok(device),
+            Err(e) => Err(DeviceError::NoDevice {
+                direction,
+                reason: e.to_string(),
+                available: available(),
+            }),
+        };
     };
     let devices: Vec<cpal::Device> = host
         .devices()

@@ -53,9 +53,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use self::build::{Built, Recording};
-use self::seat::Seat;
 pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
 pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
+use self::seat::Seat;
 use super::call_room::{CallCounters, CallRoom};
 use super::shard::{ShardError, ShardPool, ShardStats};
 use super::webrtc::{MediaEvent, MediaSession, MediaTransport};

@@ -142,5 +142,4 @@ impl Inner {
             _ => None,
         }
     }
-
 }
