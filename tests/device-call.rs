@@ -24,7 +24,7 @@ use mediabot::adapters::media_host::{BehaviourConfig, EndReason};
 use mediabot::call::CallId;
 use mediabot::emulator::media::MediaProcessorConfig;
 use mediabot::emulator::media_call::{CallContext, MediaCallOutcome, MediaCallSpec, run_call};
-use mediabot::emulator::media_demo::{MAX_ROUND_TRIP, speaker, start_stack};
+use mediabot::emulator::media_demo::{speaker, start_stack};
 use mediabot::emulator::scenario::Scenario;
 use mediabot::media::room::MemberId;
 
@@ -267,12 +267,16 @@ fn a_device_that_vanishes_mid_call_leaves_the_call_running() {
                     "the bot reports the device lost: {bot:?}"
                 );
                 let media = out.media.expect("the media connected");
-                let echo = media.round_trip(0, MAX_ROUND_TRIP).expect("an echo");
-                println!(
-                    "echo round trip {:.0} ms, correlation {:.3}",
-                    echo.delay_ms, echo.correlation
+                let caller = &media.participants[0];
+                // The caller's speech from 4 s on (after the device vanished, 2 s after it
+                // joined) comes back as the bot's echo: Opus both ways, so a looser bound
+                // than for one pass (unrelated speech scores ~0.3).
+                let echoed =
+                    excerpts_found("echo after", &caller.sent[4 * 48_000..], &caller.heard, 0.5);
+                assert!(
+                    echoed >= 3,
+                    "the caller kept hearing its echo: {echoed} of 4"
                 );
-                assert!(echo.correlation > 0.8, "the caller kept hearing its echo");
             });
         },
     );
