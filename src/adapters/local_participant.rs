@@ -90,11 +90,10 @@ pub fn sound_device(name: Option<&str>) -> Result<Arc<dyn LocalParticipant>, Loc
     Err(LocalError::NotBuilt)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "device")))]
 mod tests {
     use super::*;
 
-    #[cfg(not(feature = "device"))]
     #[test]
     fn without_the_feature_the_error_says_how_to_rebuild() {
         let e = sound_device(Some("usb")).unwrap_err();

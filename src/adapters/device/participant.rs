@@ -63,6 +63,6 @@ impl LocalParticipant for DeviceParticipant {
 
 impl LocalSession for DeviceHandle {
     fn is_lost(&self) -> bool {
-        DeviceHandle::is_lost(self)
+        Self::is_lost(self)
     }
 }
