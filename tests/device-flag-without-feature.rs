@@ -36,7 +36,10 @@ fn demo_and_serve_with_device_say_how_to_rebuild() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        println!("{args:?}: {}\nstdout: {stdout}\nstderr: {stderr}", out.status);
+        println!(
+            "{args:?}: {}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
         assert!(!out.status.success(), "{args:?} must fail");
         assert!(
             stderr.contains("--features device"),
