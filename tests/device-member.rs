@@ -208,8 +208,8 @@ fn speech_flows_both_ways_through_a_paced_device() {
             );
             // One-second excerpts of the source, found whole in what was played / heard.
             for (name, source, got) in [("played", &caller, &played), ("heard", &spoken, &heard)] {
-                let found = excerpts_found(name, source, got, 0.9);
-                assert!(found >= 3, "{name}: {found} of 4 excerpts found");
+                let (found, of) = excerpts_found(name, source, got, 0.9);
+                assert!(2 * found >= of, "{name}: {found} of {of} excerpts found");
             }
         },
     );
