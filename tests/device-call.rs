@@ -127,7 +127,7 @@ fn caller_and_device_hear_each_other_through_a_call() {
                     played.len()
                 );
                 // Excerpts of each source, found whole in what the other side got (Opus one
-                // way; unrelated speech scores ~0.3).
+                // way; unrelated speech scores up to ~0.7 at random lags).
                 let (to_device, of) =
                     excerpts_found("device played", &caller.sent[24_000..], &played, 0.8);
                 let (to_caller, _) = excerpts_found("caller heard", &spoken, &caller.heard, 0.8);
@@ -259,7 +259,13 @@ fn a_device_that_vanishes_mid_call_leaves_the_call_running() {
                     bot.local, bot.local_error, bot.ended
                 );
                 assert_eq!(out.media_error, None, "the media went on to the end");
-                assert_eq!(bot.ended, Some(EndReason::CallEnded));
+                // Ended by the caller hanging up (the call's end or the caller's DELETE, whichever
+                // reached the bot first), not by a media failure.
+                assert!(
+                    matches!(bot.ended, Some(EndReason::CallEnded | EndReason::Deleted)),
+                    "{:?}",
+                    bot.ended
+                );
                 assert!(bot.local.is_some());
                 assert!(
                     bot.local_error
@@ -269,11 +275,22 @@ fn a_device_that_vanishes_mid_call_leaves_the_call_running() {
                 );
                 let media = out.media.expect("the media connected");
                 let caller = &media.participants[0];
+                println!(
+                    "caller sent {} samples, heard {}; transport {:?}; bot room {:?}",
+                    caller.sent.len(),
+                    caller.heard.len(),
+                    media.transport,
+                    bot.last_stats.as_ref().map(|s| s.room)
+                );
                 // The caller's speech from 4 s on (after the device vanished, 2 s after it
-                // joined) comes back as the bot's echo: Opus both ways, so a looser bound
-                // than for one pass (unrelated speech scores ~0.3).
-                let (echoed, of) =
-                    excerpts_found("echo after", &caller.sent[4 * 48_000..], &caller.heard, 0.5);
+                // joined; `heard` is on `sent`'s timeline) comes back as the bot's echo: Opus both ways, so a looser bound
+                // than for one pass (unrelated speech scores up to ~0.7, at random lags).
+                let (echoed, of) = excerpts_found(
+                    "echo after",
+                    &caller.sent[4 * 48_000..],
+                    &caller.heard[4 * 48_000..],
+                    0.5,
+                );
                 assert!(
                     2 * echoed >= of,
                     "the caller kept hearing its echo: {echoed} of {of}"

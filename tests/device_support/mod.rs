@@ -233,12 +233,13 @@ pub fn find_excerpt(excerpt: &[f32], got: &[f32]) -> (usize, f32) {
 
 /// Excerpts of `source` (a quarter of a second each, every quarter second from 1 s to 4 s)
 /// looked for in `got` between 1 s earlier and 3 s later than in `source`: how many are found
-/// with a correlation above `min`, of how many (each printed). Short excerpts keep a glitch
+/// with a correlation above `min` at one lag (within 40 ms of the median lag of those above
+/// `min`), of how many (each printed). Short excerpts keep a glitch
 /// of a loaded sound server (a stall, a trimmed frame) from spoiling more than one or two.
 pub fn excerpts_found(name: &str, source: &[f32], got: &[f32], min: f32) -> (usize, usize) {
     const LEN: usize = 12_000;
     let starts: Vec<usize> = (4..16).map(|q| q * LEN).collect();
-    let mut found = 0;
+    let mut matches = Vec::new();
     let mut line = String::new();
     for &start in &starts {
         let Some(excerpt) = source.get(start..start + LEN) else {
@@ -247,17 +248,22 @@ pub fn excerpts_found(name: &str, source: &[f32], got: &[f32], min: f32) -> (usi
         let lo = start.saturating_sub(48_000).min(got.len());
         let hi = (start + 3 * 48_000).min(got.len());
         let (at, c) = find_excerpt(excerpt, &got[lo..hi]);
-        line.push_str(&format!(
-            " {:.2}@{:+}",
-            c,
-            (lo + at) as isize - start as isize
-        ));
+        let lag = (lo + at) as isize - start as isize;
+        line.push_str(&format!(" {c:.2}@{lag:+}"));
         if c > min {
-            found += 1;
+            matches.push(lag);
         }
     }
+    // A real signal is found at (nearly) one lag; chance matches land anywhere. Count the
+    // matches within 40 ms of their median lag.
+    matches.sort_unstable();
+    let median = matches.get(matches.len() / 2).copied().unwrap_or(0);
+    let found = matches
+        .iter()
+        .filter(|&&lag| lag.abs_diff(median) <= 1_920)
+        .count();
     println!(
-        "{name}: {found} of {} found (correlation@lag):{line}",
+        "{name}: {found} of {} found at lag {median:+} ±40 ms (correlation@lag):{line}",
         starts.len()
     );
     (found, starts.len())

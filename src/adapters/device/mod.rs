@@ -20,8 +20,10 @@
 //!   [`DeviceStats`]): each side absorbs the device's callback size and holds back at most
 //!   20 ms standing; overruns, underruns and trims are counted.
 //! - A stream that fails mid-call (device unplugged, sound server gone) is logged, counted and
-//!   reported by [`DeviceHandle::stats`]; the room goes on (the member is silent, its output is
-//!   dropped and counted by the room).
+//!   reported by [`DeviceHandle::stats`] / [`DeviceHandle::is_lost`]; the room goes on (the
+//!   member is silent, its output is dropped and counted by the room). A fatal error is final
+//!   for this handle; a stall (errors and no data for 500 ms) counts as lost only until the
+//!   data callbacks resume.
 //!
 //! ALSA reads its configuration (`~/.asoundrc`, `ALSA_CONFIG_PATH`) once per process, so tests
 //! that point it at fake devices run in a child process of their own (see
@@ -50,7 +52,7 @@ use cpal::{SampleFormat, Stream};
 use crate::adapters::device::capture::Capture;
 pub use crate::adapters::device::choice::{StreamFormat, SupportedConfig};
 pub use crate::adapters::device::meters::DeviceStats;
-use crate::adapters::device::meters::Meters;
+use crate::adapters::device::meters::{LOST_FOR_GOOD, Meters};
 pub use crate::adapters::device::participant::DeviceParticipant;
 use crate::adapters::device::playback::Playback;
 use crate::media::member::{Member, MemberError};
@@ -256,10 +258,11 @@ impl DeviceHandle {
         self.output.as_ref().map(|(c, _)| c)
     }
 
-    /// True once a stream has failed for good (the call goes on without it).
+    /// True while a stream has failed (the call goes on without it): for good after a fatal
+    /// error (the device is gone), or while it stalls (errors and no data callback for
+    /// 500 ms; false again once its data callbacks resume).
     pub fn is_lost(&self) -> bool {
-        self.meters.input_lost.load(Ordering::Relaxed)
-            || self.meters.output_lost.load(Ordering::Relaxed)
+        self.meters.lost(Direction::Input) || self.meters.lost(Direction::Output)
     }
 
     /// The text of the last error a stream reported, if any.
@@ -547,17 +550,20 @@ fn ranges(
 }
 
 /// The stream error callback: log (the first few, then every 1000th), count, and mark the
-/// side lost when the device is gone — a fatal error kind, or errors (xruns aside) for
-/// [`LOST_AFTER`] with no data callback in between.
+/// side lost when the device is gone.
+///
+/// - A fatal error kind (device not available, stream invalidated, device changed) marks it
+///   lost for good: cpal does not restart such a stream.
+/// - Errors (xruns aside) for [`LOST_AFTER`] with no data callback in between mark it lost
+///   *while the stall lasts*: a loaded sound server (PulseAudio under load) can fail a stream
+///   with EIO for longer than that and then carry on, so once the side's data callbacks run
+///   again it is not lost any more ([`Meters::lost`]); the next error logs that it came back.
 fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl FnMut(cpal::Error) {
     let mut callbacks_seen = u64::MAX;
     let mut failing_since: Option<Instant> = None;
     move |e: cpal::Error| {
         let n = meters.stream_errors.fetch_add(1, Ordering::Relaxed) + 1;
-        let (lost, callbacks) = match direction {
-            Direction::Input => (&meters.input_lost, &meters.capture_callbacks),
-            Direction::Output => (&meters.output_lost, &meters.playback_callbacks),
-        };
+        let (lost, lost_at, callbacks) = meters.side(direction);
         let callbacks = callbacks.load(Ordering::Relaxed);
         let now = Instant::now();
         if e.kind() == cpal::ErrorKind::Xrun {
@@ -573,18 +579,29 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
             cpal::ErrorKind::DeviceNotAvailable
                 | cpal::ErrorKind::StreamInvalidated
                 | cpal::ErrorKind::DeviceChanged
-        ) || failing_for >= LOST_AFTER;
+        );
         if let Ok(mut last) = meters.last_error.lock() {
             *last = Some(format!("{direction} {device}: {e}"));
         }
         if lost.load(Ordering::Relaxed) {
-            // Some backends retry a vanished device forever: do not let that spin a core.
-            std::thread::sleep(LOST_RETRY_PAUSE);
-            return;
+            let at = lost_at.load(Ordering::Relaxed);
+            if at != LOST_FOR_GOOD && at != callbacks {
+                // It ran again since it stalled: it came back (and may be stalling anew).
+                lost.store(false, Ordering::Relaxed);
+                tracing::info!(%device, %direction, "sound device is back after a stall");
+            } else {
+                // Some backends retry a vanished device forever: do not let that spin a core.
+                std::thread::sleep(LOST_RETRY_PAUSE);
+                return;
+            }
         }
-        if fatal {
+        if fatal || failing_for >= LOST_AFTER {
+            lost_at.store(
+                if fatal { LOST_FOR_GOOD } else { callbacks },
+                Ordering::Relaxed,
+            );
             if !lost.swap(true, Ordering::Relaxed) {
-                tracing::warn!(%device, %direction, error = %e, "sound device lost; the call goes on without it");
+                tracing::warn!(%device, %direction, error = %e, fatal, "sound device lost; the call goes on without it");
             }
             return;
         }
