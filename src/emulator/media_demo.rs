@@ -316,6 +316,8 @@ pub async fn run(
     let mut indices = std::collections::HashMap::new();
     while done < calls.len() {
         tokio::select! {
+            // Progress first, so lines come out in the order things happened.
+            biased;
             Some(p) = rx.recv() => {
                 if let Some(id) = &p.call_id {
                     indices.insert(CallId::from(id.as_str()), p.index);
