@@ -85,6 +85,11 @@ fn caller_and_device_hear_each_other_through_a_call() {
             let Some(_pulse) = Pulse::start() else { return };
             let spoken = wav("caller2-48k.wav");
             write_capture(home, &spoken, 20);
+            // The bot's log (the device's counters when it leaves the call) on stdout.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("mediabot=info")
+                .with_test_writer()
+                .try_init();
             runtime().block_on(async {
                 // "BOT" names the duplex test device `bot` (case is ignored).
                 let local = sound_device(Some("BOT")).unwrap();
@@ -106,6 +111,7 @@ fn caller_and_device_hear_each_other_through_a_call() {
                 )
                 .await;
                 let bot = outcome_of(&stack, &out).await;
+                drop(ctx);
                 stack.shutdown().await;
                 println!(
                     "bot outcome: local {:?}, error {:?}",
@@ -199,6 +205,7 @@ fn the_device_moves_to_the_next_call_when_its_call_ends() {
                 assert_eq!(first.call_id.as_deref(), Some(holder.as_str()));
                 let a = outcome_of(&stack, &first).await;
                 let b = outcome_of(&stack, &second).await;
+                drop(ctx);
                 stack.shutdown().await;
                 println!(
                     "first {:?} / {:?}; second {:?} / {:?}",
@@ -253,6 +260,7 @@ fn a_device_that_vanishes_mid_call_leaves_the_call_running() {
                 pulse.unload_sinks();
                 let out = running.await.unwrap();
                 let bot = outcome_of(&stack, &out).await;
+                drop(ctx);
                 stack.shutdown().await;
                 println!(
                     "bot outcome: {:?} / {:?}; media end {:?}",

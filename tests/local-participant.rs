@@ -115,6 +115,7 @@ async fn joins_the_first_call_and_moves_to_the_next_when_it_ends() {
         outcome(&stack, &second).await,
     );
     assert_eq!(stack.bot.local_call(), None, "no call left to be in");
+    drop(ctx);
     stack.shutdown().await;
     assert_eq!(a.local.as_deref(), Some("stand-in"));
     assert_eq!(b.local.as_deref(), Some("stand-in"));
@@ -127,6 +128,7 @@ async fn a_participant_that_cannot_join_leaves_the_call_running() {
     let ctx = stack.context(None);
     let out = run_call(&ctx, 0, &call(1500)).await;
     let bot = outcome(&stack, &out).await;
+    drop(ctx);
     stack.shutdown().await;
     assert_eq!(out.decision, "answer");
     assert_eq!(

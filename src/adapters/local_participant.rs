@@ -26,8 +26,13 @@ use crate::media::room::MemberId;
 /// What the host holds while the local participant is in a call; dropping it takes the
 /// participant out (for a sound device: stops its streams).
 pub trait LocalSession: Send + std::fmt::Debug {
-    /// True once it has failed for good (the call goes on without it).
+    /// True while it has failed (the call goes on without it).
     fn is_lost(&self) -> bool;
+
+    /// One line of counters for the log when it leaves a call (empty: nothing to say).
+    fn report(&self) -> String {
+        String::new()
+    }
 }
 
 /// A local participant the media host can put into a call (see the module docs).

@@ -144,6 +144,10 @@ impl Pulse {
                 "--use-pid-file=yes",
                 "--log-target=stderr",
                 "--log-level=error",
+                // Root (CI) may raise the daemon's priority: a starved null sink stalls the
+                // stream on a loaded machine.
+                "--high-priority=yes",
+                "--realtime=yes",
                 "-L",
                 &format!("module-native-protocol-unix auth-anonymous=1 socket={socket}"),
                 "-L",

@@ -65,4 +65,24 @@ impl LocalSession for DeviceHandle {
     fn is_lost(&self) -> bool {
         Self::is_lost(self)
     }
+
+    fn report(&self) -> String {
+        let s = self.stats();
+        format!(
+            "capture {} callbacks, {} frames, {} overruns, {} trimmed; playback {} callbacks, \
+             {} frames, {} underruns, {} trimmed; {} stream errors ({} xruns){}",
+            s.capture_callbacks,
+            s.capture_frames,
+            s.capture_overruns,
+            s.capture_trimmed,
+            s.playback_callbacks,
+            s.playback_frames,
+            s.playback_underruns,
+            s.playback_trimmed,
+            s.stream_errors,
+            s.xruns,
+            self.last_error()
+                .map_or_else(String::new, |e| format!("; last error: {e}"))
+        )
+    }
 }

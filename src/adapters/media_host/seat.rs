@@ -126,10 +126,11 @@ impl Inner {
     pub(super) fn unseat_local(&self, call_id: &CallId) -> Option<Box<dyn LocalSession>> {
         let session = self.lock().seat.leave(call_id)?;
         let lost = session.is_lost();
+        let report = session.report();
         if lost {
-            tracing::warn!(call = %call_id, "local participant left the call; it had failed during it");
+            tracing::warn!(call = %call_id, %report, "local participant left the call; it had failed during it");
         } else {
-            tracing::info!(call = %call_id, "local participant left the call");
+            tracing::info!(call = %call_id, %report, "local participant left the call");
         }
         self.emit(call_id, SessionEvent::LocalLeft { lost });
         Some(session)
