@@ -5,12 +5,11 @@
 //!
 //! A counting global allocator counts allocations and frees made by this thread while the
 //! measurement runs. Packets are encoded before it starts (the far ends are not the room).
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 mod room_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,48 +22,8 @@ use mediabot::media::recorder::RecorderConfig;
 use mediabot::media::room::{MemberId, Room, RoomConfig, RoomId};
 use room_support::{TICK, leg, level_of, three_voices};
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static EVENTS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = EVENTS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 const TICKS: usize = 1_000;
 
@@ -161,10 +120,8 @@ fn loaded_room_ticks_without_allocating() {
     };
     let mut parked = None;
     run(&mut room, 0, 200, &mut parked); // warm-up
-    COUNTING.with(|c| c.set(true));
-    run(&mut room, 200, 200 + TICKS, &mut parked);
-    COUNTING.with(|c| c.set(false));
-    let events = EVENTS.with(Cell::get);
+    let ((), counted) = counting_alloc::count(|| run(&mut room, 200, 200 + TICKS, &mut parked));
+    let events = counted.total();
     assert_eq!(events, 0, "{events} allocations or frees in {TICKS} ticks");
 
     // The run exercised what it claims to.
