@@ -10,7 +10,7 @@ use mediabot::adapters::webrtc::{
     MediaTransportConfig,
 };
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::frame::AudioFrame;
 use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
 
 /// One end of a call: its session, the shard's queue ends and the shard's egress signal.
@@ -78,21 +78,11 @@ pub async fn next_event(ends: &mut LegEnds, within: Duration) -> Option<MediaEve
 
 /// The WAV file as 20 ms frames.
 pub fn frames(path: &str, seconds: f32) -> Vec<AudioFrame> {
-    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    let n = (seconds * 50.0) as usize;
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .take(n)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    let mut frames =
+        mediabot::media::wav::read_frames(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+            .expect("media file present");
+    frames.truncate((seconds * 50.0) as usize);
+    frames
 }
 
 pub fn encode(frames: &[AudioFrame]) -> Vec<OpusPacket> {
