@@ -1,7 +1,7 @@
 //! A loaded room ticks 1,000 times without allocating or freeing: three talkers (one losing
 //! every 7th packet, one sending RFC 6464 levels), three listeners, a looping prompt, an
-//! application endpoint, a recorder tap, a full output queue, and a member removed and added
-//! back mid-run.
+//! application endpoint, a recorder tap, an echo, a full output queue, and a member removed and
+//! added back mid-run.
 //!
 //! A counting global allocator counts allocations and frees made by this thread while the
 //! measurement runs. Packets are encoded before it starts (the far ends are not the room).
@@ -11,7 +11,7 @@ mod counting_alloc;
 mod room_support;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
 use mediabot::media::frame::{AudioFrame, RTP_TICKS_PER_FRAME};
@@ -73,6 +73,12 @@ fn loaded_room_ticks_without_allocating() {
         },
     );
     room.add_member(rec).unwrap();
+    room.add_member(Member::echo(
+        MemberId(23),
+        MemberId(1),
+        Duration::from_millis(200),
+    ))
+    .unwrap();
     let bot_voice = AudioFrame::silence();
 
     let t0 = Instant::now();
@@ -130,7 +136,7 @@ fn loaded_room_ticks_without_allocating() {
     assert!(st.shared_encodes > 0 && st.personal_encodes > 0, "{st:?}");
     assert!(st.concealments > 0 && st.output_dropped > 0, "{st:?}");
     assert_eq!(st.removed, 1);
-    assert_eq!(st.members, 9);
+    assert_eq!(st.members, 10);
 }
 
 #[test]

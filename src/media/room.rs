@@ -4,7 +4,8 @@
 //! 1. **Inputs.** Every source produces this tick's frame: call legs drain their input queue
 //!    into their jitter buffer and decode one playout (or use FEC, conceal, or play silence;
 //!    RFC 6464-silent packets are not decoded); prompt players step their cursor; application
-//!    endpoints take one PCM frame.
+//!    endpoints take one PCM frame; echo members play what their source gave them a fixed
+//!    delay ago.
 //! 2. **Speakers.** At most K active sources are selected ([`SpeakerSelector`], sticky with
 //!    hysteresis; a playing prompt has priority).
 //! 3. **Mix.** The selected frames are summed once ([`Mixer`]).
@@ -21,6 +22,7 @@
 //!    - Application endpoints get the PCM mix (minus their own voice when they speak; silence
 //!      when nobody does), every tick.
 //!    - Recorder taps emit one event per recorded stream.
+//! 5. **Echoes.** Each echo member's delay line takes its source's input frame of this tick.
 //!
 //! Members live in a fixed array of `max_members` slots reserved at construction and are
 //! found by a linear scan of their ids — no hashing, no allocation.
@@ -231,6 +233,7 @@ impl Room {
         let passthrough = self.mix_speakers();
         self.send_outputs(now, passthrough);
         self.run_recorders();
+        self.feed_echoes();
     }
 
     /// The room's id.
@@ -374,7 +377,7 @@ impl Room {
                     }
                     self.stats.output_dropped += app.counters().output_dropped - dropped;
                 }
-                MemberKind::Prompt(_) | MemberKind::Recorder(_) => {}
+                MemberKind::Prompt(_) | MemberKind::Recorder(_) | MemberKind::Echo(_) => {}
             }
         }
     }
@@ -411,6 +414,31 @@ impl Room {
                 tap.record_mix(&self.full_mix);
                 tap.end_tick();
                 self.stats.output_dropped += tap.counters().dropped - dropped;
+            }
+            self.slots[slot] = Some(member);
+        }
+    }
+
+    /// Pushes each echo source's frame of this tick into its echo's delay line.
+    fn feed_echoes(&mut self) {
+        for slot in 0..self.slots.len() {
+            let is_echo = matches!(
+                self.slots[slot].as_deref().map(Member::kind),
+                Some(MemberKind::Echo(_))
+            );
+            if !is_echo {
+                continue;
+            }
+            // Take the echo out of its slot so its source can be read beside it.
+            let Some(mut member) = self.slots[slot].take() else {
+                continue;
+            };
+            if let MemberKind::Echo(echo) = member.kind_mut() {
+                let source = self
+                    .find(echo.source())
+                    .and_then(|s| self.slots[s].as_deref())
+                    .map(Member::frame);
+                echo.hear(source);
             }
             self.slots[slot] = Some(member);
         }
