@@ -382,66 +382,68 @@ impl Room {
         }
     }
 
-    fn run_recorders(&mut self) {
+    /// Calls `f` with each member whose kind is `wanted`, taken out of its slot for the call
+    /// so that `f` can read the other members beside it (a `Box` moves: no allocation).
+    fn with_each_taken(
+        &mut self,
+        wanted: fn(&MemberKind) -> bool,
+        mut f: impl FnMut(&mut Self, &mut MemberKind),
+    ) {
         for slot in 0..self.slots.len() {
-            let is_recorder = matches!(
-                self.slots[slot].as_deref().map(Member::kind),
-                Some(MemberKind::Recorder(_))
-            );
-            if !is_recorder {
+            if !self.slots[slot]
+                .as_deref()
+                .is_some_and(|m| wanted(m.kind()))
+            {
                 continue;
             }
-            // Take the recorder out of its slot so the other members can be read beside it.
             let Some(mut member) = self.slots[slot].take() else {
                 continue;
             };
-            if let MemberKind::Recorder(tap) = member.kind_mut() {
-                let dropped = tap.counters().dropped;
-                for i in 0..tap.legs().len() {
-                    let leg_id = tap.legs()[i];
-                    let what = self
-                        .find(leg_id)
-                        .and_then(|s| self.slots[s].as_deref())
-                        .and_then(|m| match m.kind() {
-                            MemberKind::CallLeg(leg) => {
-                                let (meta, payload) = leg.played_packet();
-                                Some((leg.mark(), meta, payload))
-                            }
-                            _ => None,
-                        });
-                    tap.record_leg(leg_id, what);
-                }
-                tap.record_mix(&self.full_mix);
-                tap.end_tick();
-                self.stats.output_dropped += tap.counters().dropped - dropped;
-            }
+            f(self, member.kind_mut());
             self.slots[slot] = Some(member);
         }
     }
 
+    fn run_recorders(&mut self) {
+        let recorder = |k: &MemberKind| matches!(k, MemberKind::Recorder(_));
+        self.with_each_taken(recorder, |room, kind| {
+            let MemberKind::Recorder(tap) = kind else {
+                return;
+            };
+            let dropped = tap.counters().dropped;
+            for i in 0..tap.legs().len() {
+                let leg_id = tap.legs()[i];
+                let what = room
+                    .find(leg_id)
+                    .and_then(|s| room.slots[s].as_deref())
+                    .and_then(|m| match m.kind() {
+                        MemberKind::CallLeg(leg) => {
+                            let (meta, payload) = leg.played_packet();
+                            Some((leg.mark(), meta, payload))
+                        }
+                        _ => None,
+                    });
+                tap.record_leg(leg_id, what);
+            }
+            tap.record_mix(&room.full_mix);
+            tap.end_tick();
+            room.stats.output_dropped += tap.counters().dropped - dropped;
+        });
+    }
+
     /// Pushes each echo source's frame of this tick into its echo's delay line.
     fn feed_echoes(&mut self) {
-        for slot in 0..self.slots.len() {
-            let is_echo = matches!(
-                self.slots[slot].as_deref().map(Member::kind),
-                Some(MemberKind::Echo(_))
-            );
-            if !is_echo {
-                continue;
-            }
-            // Take the echo out of its slot so its source can be read beside it.
-            let Some(mut member) = self.slots[slot].take() else {
-                continue;
+        let echo = |k: &MemberKind| matches!(k, MemberKind::Echo(_));
+        self.with_each_taken(echo, |room, kind| {
+            let MemberKind::Echo(echo) = kind else {
+                return;
             };
-            if let MemberKind::Echo(echo) = member.kind_mut() {
-                let source = self
-                    .find(echo.source())
-                    .and_then(|s| self.slots[s].as_deref())
-                    .map(Member::frame);
-                echo.hear(source);
-            }
-            self.slots[slot] = Some(member);
-        }
+            let source = room
+                .find(echo.source())
+                .and_then(|s| room.slots[s].as_deref())
+                .map(Member::frame);
+            echo.hear(source);
+        });
     }
 }
 
