@@ -15,16 +15,15 @@
 //!   (`.ci/run` installs them); without them those tests say SKIPPED and why.
 //!
 //! The isolation and the fake devices are in `device_support/` (shared with
-//! `tests/device-call.rs`). The end-to-end test also arms a counting allocator after the streams warmed up and checks
-//! that the data callbacks (marked through `set_callback_hook`) allocated nothing.
+//! `tests/device-call.rs`). The end-to-end test also reads a counting allocator after the
+//! streams warmed up and checks that the data callbacks (marked through `set_callback_hook`)
+//! allocated nothing.
 #![cfg(feature = "device")]
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 mod device_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use device_support::{FILE_DEVICES, PULSE_DEVICES, Pulse, excerpts_found, isolated, read_f32, wav};
@@ -39,54 +38,13 @@ use mediabot::media::room::{MemberId, Room, RoomConfig, RoomId};
 
 // ---- counting allocator: counts what the device member's data callbacks allocate ----
 
-struct Counting;
-
-static ARMED: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Set while this thread runs one of the device member's data callbacks.
-    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if ARMED.load(Ordering::Relaxed) && IN_CALLBACK.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Installed with `set_callback_hook`: marks the callback's thread while it runs.
-fn in_callback(entering: bool) {
-    let _ = IN_CALLBACK.try_with(|c| c.set(entering));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// atomics and a const-initialised thread-local, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
+
+/// Installed with `set_callback_hook`: counts the callback's thread while it runs.
+fn in_callback(entering: bool) {
+    counting_alloc::count_this_thread(entering);
+}
 
 fn room_with_caller() -> (Room, AppAudio) {
     let mut room = Room::new(RoomId(1), RoomConfig::default()).unwrap();
@@ -169,21 +127,19 @@ fn speech_flows_both_ways_through_a_paced_device() {
                     heard.extend_from_slice(&f.samples);
                 }
                 if t == 50 {
-                    ALLOCATIONS.store(0, Ordering::Relaxed);
-                    ARMED.store(true, Ordering::Relaxed);
                     handle.reset_peaks();
-                    armed_at = Some(handle.stats());
+                    armed_at = Some((handle.stats(), counting_alloc::shared()));
                 }
             }
-            ARMED.store(false, Ordering::Relaxed);
+            let (armed_at, counted_at) = armed_at.unwrap();
+            let allocations = counting_alloc::shared().since(counted_at).total();
             let stats = handle.stats();
-            let armed_at = armed_at.unwrap();
             println!("stats {stats:?}; last error {:?}", handle.last_error());
             println!(
                 "callback allocations while armed: {}; steady state (after 1 s): capture \
                  queue peak {} frames, playback reserve peak {} samples = {:.1} ms, standing \
                  (1 s minimum) peak {} samples = {:.1} ms",
-                ALLOCATIONS.load(Ordering::Relaxed),
+                allocations,
                 stats.capture_queued_max,
                 stats.playback_reserve_max,
                 stats.playback_reserve_max as f64 / 48.0,
@@ -192,11 +148,7 @@ fn speech_flows_both_ways_through_a_paced_device() {
             );
             assert!(stats.capture_callbacks > armed_at.capture_callbacks + 50);
             assert!(stats.playback_callbacks > armed_at.playback_callbacks + 50);
-            assert_eq!(
-                ALLOCATIONS.load(Ordering::Relaxed),
-                0,
-                "a callback allocated"
-            );
+            assert_eq!(allocations, 0, "a callback allocated");
             drop(handle);
 
             let played = read_f32(&home.join("played.raw"));

@@ -184,23 +184,7 @@ async fn close_from(offerer_closes: bool) {
         other.session.close().await;
     }
     // Everything the pair started has ended and every socket is closed.
-    let mut settled = false;
-    for _ in 0..100 {
-        if alive_tasks() <= tasks0 && open_sockets() <= sockets0 {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        settled,
-        "tasks {} -> {}, sockets {} -> {}: {}",
-        tasks0,
-        alive_tasks(),
-        sockets0,
-        open_sockets(),
-        describe_sockets()
-    );
+    assert_settled(tasks0, sockets0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::config::{CallBehaviour, MediaHostConfig};
-use crate::adapters::call_room::{CallCounters, CallRoom, Echo};
+use crate::adapters::call_room::{CallCounters, CallRoom};
 use crate::adapters::recording::{
     RecordingError, RecordingHandle, RecordingOptions, RecordingSummary, RecordingWriter,
 };
@@ -16,7 +16,6 @@ use crate::adapters::webrtc::{
     Egress, LegQueues, MediaEvent, MediaSession, MediaTransport, TransportError, sdp,
 };
 use crate::graph::CallId;
-use crate::media::echo::EchoDelay;
 use crate::media::leg::CallLegConfig;
 use crate::media::member::Member;
 use crate::media::prompt::PlayMode;
@@ -86,13 +85,9 @@ pub(super) async fn answer(
     }
     let echo = match behaviour.echo_delay {
         Some(delay) => {
-            let (member, audio) =
-                Member::app_endpoint(ECHO, 4).map_err(|e| unavailable("echo", &e))?;
-            room.add_member(member).map_err(full)?;
-            Some(Echo {
-                delay: EchoDelay::new(delay),
-                audio,
-            })
+            room.add_member(Member::echo(ECHO, LEG, delay))
+                .map_err(full)?;
+            Some(ECHO)
         }
         None => None,
     };

@@ -19,8 +19,8 @@
 //!
 //! [`CallBehaviour`] says which members the room gets besides the caller's leg: a greeting
 //! prompt (played once when media connects), an echo of the caller after a delay
-//! ([`crate::media::echo::EchoDelay`] driving an application endpoint, see
-//! [`super::call_room`]) and a recording ([`super::recording`]).
+//! ([`crate::media::echo::EchoMember`], see [`super::call_room`]) and a recording
+//! ([`super::recording`]).
 //!
 //! # The local participant
 //!
