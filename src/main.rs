@@ -79,6 +79,17 @@ struct LoadArgs {
     /// Record the calls into this directory (in-process bot; off by default).
     #[arg(long)]
     record_dir: Option<PathBuf>,
+    /// The bot's process id (with --bot, a bot on this machine): CPU and RSS are read from
+    /// it, so the figures are the bot's alone.
+    #[arg(long, requires = "bot")]
+    bot_pid: Option<u32>,
+    /// The emulator's certificate (PEM), with --emulator-tls-key, so a bot started first can
+    /// trust it (default: a fresh self-signed one).
+    #[arg(long, requires_all = ["bot", "emulator_tls_key"])]
+    emulator_tls_cert: Option<PathBuf>,
+    /// The emulator's private key (PEM).
+    #[arg(long, requires = "emulator_tls_cert")]
+    emulator_tls_key: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -220,6 +231,8 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         bot_url: args.bot,
         emulator_listen: args.emulator_listen,
         record_dir: args.record_dir,
+        bot_pid: args.bot_pid,
+        emulator_tls: args.emulator_tls_cert.zip(args.emulator_tls_key),
     };
     let (tx, printer) = progress_printer();
     let report = mediabot::emulator::load::run(&config, Some(tx)).await?;

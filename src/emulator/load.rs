@@ -13,7 +13,11 @@
 //!   call connected, until the first hang-up), as a share of the machine (`cpuPercent`, 100 =
 //!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
 //!   before the first call, divided by N). In-process, both include the emulator's side —
-//!   its media processor encodes, decodes and mixes as much as the bot does;
+//!   its media processor encodes, decodes and mixes as much as the bot does — and the report
+//!   says so (`measured`). With `--bot URL --bot-pid PID` both are read from the bot's own
+//!   process (`/proc/PID`): the bot's figure alone. Run the load twice against the same
+//!   bot and take the second run: its "before" is the bot idle after a warm-up (allocator
+//!   arenas, shard threads and pools already grown), which is the honest per-call figure;
 //! - **host-added one-way latency** at p99 from the bot's transport histograms, excluding
 //!   the jitter buffer's wait: inbound = socket read → packet queued for the shard
 //!   (`recvToQueue`) + the shard's tick p99 (the decoded frame is ready by the end of the
@@ -55,6 +59,12 @@ pub struct LoadConfig {
     pub emulator_listen: std::net::SocketAddr,
     /// Record the calls into this directory (in-process bot only); `None` = no recording.
     pub record_dir: Option<PathBuf>,
+    /// The bot's process when it runs elsewhere on this machine: CPU and RSS are then read
+    /// from `/proc/<pid>` (the bot alone) instead of this process.
+    pub bot_pid: Option<u32>,
+    /// The emulator's certificate and key (PEM) when the bot is elsewhere, so a bot started
+    /// beforehand can already trust it; `None` = a fresh self-signed certificate.
+    pub emulator_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for LoadConfig {
@@ -65,6 +75,8 @@ impl Default for LoadConfig {
             bot_url: None,
             emulator_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
             record_dir: None,
+            bot_pid: None,
+            emulator_tls: None,
         }
     }
 }
@@ -79,6 +91,9 @@ pub struct LoadReport {
     pub seconds: f64,
     /// Where the bot was (`in-process` or its URL).
     pub bot: String,
+    /// Whose CPU and RSS were measured: `bot + emulator (this process)`,
+    /// `bot (pid N)`, or `emulator only (this process)` for a bot elsewhere without a pid.
+    pub measured: String,
     /// Calls answered.
     pub answered: usize,
     /// Calls whose media connected.
@@ -120,6 +135,8 @@ pub struct LoadReport {
     pub rss_before_mib: Option<f64>,
     /// RSS in the steady window, MiB.
     pub rss_during_mib: Option<f64>,
+    /// The same per-call figure for anonymous memory only (`RssAnon`: heap and stacks), KiB.
+    pub rss_anon_per_call_kib: Option<f64>,
     /// Host-added inbound latency p99 upper bound (`recvToQueue` p99 + shard tick p99), ms.
     pub host_latency_in_p99_ms: Option<f64>,
     /// Host-added outbound latency p99 upper bound (`queueToWrite` + `writeToWire` p99), ms.
@@ -171,9 +188,17 @@ pub async fn run(
             (Some(stack), ctx)
         }
         Some(url) => {
+            let tls = match &config.emulator_tls {
+                Some((cert, key)) => Some(
+                    crate::adapters::tls::TlsIdentity::from_pem_files(cert, key)
+                        .map_err(super::server::EmulatorError::from)?,
+                ),
+                None => None,
+            };
             // The bot's self-signed certificates are accepted, for notifications and media.
             let emulator = Emulator::start(EmulatorConfig {
                 listen: config.emulator_listen,
+                tls,
                 accept_invalid_bot_certs: true,
                 media: processor,
                 ..EmulatorConfig::default()
@@ -215,7 +240,11 @@ pub async fn run(
         }],
         hold: config.hold,
     };
-    let before = ProcessSample::now();
+    let sample = || match config.bot_pid {
+        Some(pid) => ProcessSample::of_pid(pid),
+        None => ProcessSample::now(),
+    };
+    let before = sample();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..config.calls {
         let ctx = ctx.clone();
@@ -237,7 +266,7 @@ pub async fn run(
                     Step::MediaConnected(_) => connected += 1,
                     Step::HungUp => {
                         if hung_up == 0 && window_start.is_some() {
-                            window_end = ProcessSample::now();
+                            window_end = sample();
                         }
                         hung_up += 1;
                     }
@@ -245,7 +274,7 @@ pub async fn run(
                     _ => {}
                 }
                 if window_start.is_none() && connected + failed_early >= config.calls && hung_up == 0 {
-                    window_start = ProcessSample::now();
+                    window_start = sample();
                 }
             }
             _ = status.tick() => say(format!(
@@ -381,17 +410,22 @@ fn report(
     let caller_frames: u64 = media.iter().map(|m| m.bot.ticks).sum();
     let frames = bot_frames + caller_frames;
     let in_process = shards.is_some();
-    let (cpu, cpu_core, window, rss_during) = match (window_start, window_end) {
+    let (cpu, cpu_core, window, during) = match (window_start, window_end) {
         (Some(a), Some(b)) => {
             let one_core = b.cpu_percent_since(&a);
             (
                 Some(one_core / cores() as f64),
                 Some(one_core),
                 Some(b.at.duration_since(a.at).as_secs_f64()),
-                Some(b.rss_bytes),
+                Some(b),
             )
         }
         _ => (None, None, None, None),
+    };
+    let rss_during = during.map(|d| d.rss_bytes);
+    let per_call = |f: fn(&ProcessSample) -> u64| match (before, during) {
+        (Some(b), Some(d)) if n > 0 => Some(f(&d).saturating_sub(f(&b)) as f64 / 1024.0 / n as f64),
+        _ => None,
     };
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     LoadReport {
@@ -401,6 +435,11 @@ fn report(
             .bot_url
             .clone()
             .unwrap_or_else(|| "in-process".into()),
+        measured: match (config.bot_pid, in_process) {
+            (Some(pid), _) => format!("bot (pid {pid})"),
+            (None, true) => "bot + emulator (this process)".into(),
+            (None, false) => "emulator only (this process; --bot-pid measures the bot)".into(),
+        },
         answered,
         media_connected: media.len(),
         failed,
@@ -422,12 +461,8 @@ fn report(
         cpu_percent_of_one_core: cpu_core,
         cores: cores(),
         cpu_window_seconds: window,
-        rss_per_call_kib: match (before, rss_during) {
-            (Some(b), Some(d)) if n > 0 => {
-                Some(d.saturating_sub(b.rss_bytes) as f64 / 1024.0 / n as f64)
-            }
-            _ => None,
-        },
+        rss_per_call_kib: per_call(|s| s.rss_bytes),
+        rss_anon_per_call_kib: per_call(|s| s.rss_anon_bytes),
         rss_before_mib: before.map(|b| mib(b.rss_bytes)),
         rss_during_mib: rss_during.map(mib),
         host_latency_in_p99_ms: match (hist_ms(&recv), ticks.as_ref().and_then(hist_ms)) {
@@ -490,23 +525,27 @@ impl std::fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "  CPU                 {} of the machine ({} of one core) over {} s, bot + emulator",
+            "  CPU                 {} of the machine ({} of one core) over {} s, {}",
             self.cpu_percent
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} %")),
             self.cpu_percent_of_one_core
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} %")),
             self.cpu_window_seconds
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.measured,
         )?;
         writeln!(
             f,
-            "  RSS per call        {} (RSS {} → {} MiB), bot + emulator",
+            "  RSS per call        {} (anonymous {}; RSS {} → {} MiB), {}",
             self.rss_per_call_kib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
+            self.rss_anon_per_call_kib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
             self.rss_before_mib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
             self.rss_during_mib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.measured,
         )?;
         writeln!(
             f,
