@@ -120,6 +120,55 @@ pub fn open_udp_sockets() -> Option<usize> {
     Some(n)
 }
 
+/// The process listening on TCP `port` (any local address), found through
+/// `/proc/net/tcp{,6}` and the `/proc/<pid>/fd` links of the processes we may read; `None`
+/// when no readable process listens there. For `mediabot load --bot` against a bot on this
+/// machine.
+pub fn tcp_listener_pid(port: u16) -> Option<u32> {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // Columns: sl local_address rem_address st … inode (0-based 9); LISTEN is 0A.
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port)
+                && f.get(3) == Some(&"0A")
+                && let Some(inode) = f.get(9).and_then(|i| i.parse::<u64>().ok())
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    l.to_string_lossy()
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .any(|i| inodes.contains(&i))
+        })
+}
+
 /// CPU cores available to this process.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -163,5 +212,10 @@ mod tests {
         assert!(open_udp_sockets().expect("udp") >= 1);
         drop(socket);
         assert!(cores() >= 1);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert_eq!(tcp_listener_pid(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(tcp_listener_pid(port), None);
     }
 }

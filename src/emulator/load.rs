@@ -33,7 +33,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::adapters::media_bot::MediaOutcome;
-use crate::adapters::process_stats::{ProcessSample, cores, load_average};
+use crate::adapters::process_stats::{ProcessSample, cores, load_average, tcp_listener_pid};
 use crate::adapters::shard::{ShardConfig, ShardStats};
 use crate::call::CallId;
 use crate::media::histogram::Histogram;
@@ -60,8 +60,14 @@ pub struct LoadConfig {
     /// Record the calls into this directory (in-process bot only); `None` = no recording.
     pub record_dir: Option<PathBuf>,
     /// The bot's process when it runs elsewhere on this machine: CPU and RSS are then read
-    /// from `/proc/<pid>` (the bot alone) instead of this process.
+    /// from `/proc/<pid>` (the bot alone) instead of this process. `None` with a loopback
+    /// `bot_url`: the process listening on its port, when it can be found.
     pub bot_pid: Option<u32>,
+    /// Place the same calls once before the measured round, held this long and not
+    /// measured (zero = no warm-up): the "before" RSS is then the bot idle after a warm-up.
+    pub warmup: Duration,
+    /// How long to wait for a bot elsewhere to accept connections before placing calls.
+    pub bot_wait: Duration,
     /// The emulator's certificate and key (PEM) when the bot is elsewhere, so a bot started
     /// beforehand can already trust it; `None` = a fresh self-signed certificate.
     pub emulator_tls: Option<(PathBuf, PathBuf)>,
@@ -76,6 +82,8 @@ impl Default for LoadConfig {
             emulator_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
             record_dir: None,
             bot_pid: None,
+            bot_wait: Duration::from_secs(120),
+            warmup: Duration::ZERO,
             emulator_tls: None,
         }
     }
@@ -89,6 +97,8 @@ pub struct LoadReport {
     pub calls: usize,
     /// Seconds each call was held.
     pub seconds: f64,
+    /// Seconds the unmeasured warm-up round held its calls (0 = none).
+    pub warmup_seconds: f64,
     /// Where the bot was (`in-process` or its URL).
     pub bot: String,
     /// Whose CPU and RSS were measured: `bot + emulator (this process)`,
@@ -180,6 +190,7 @@ pub async fn run(
         },
         ..defaults
     };
+    let mut bot_pid = config.bot_pid;
     let (stack, ctx) = match &config.bot_url {
         None => {
             let dir = config.record_dir.clone();
@@ -209,6 +220,18 @@ pub async fn run(
                 config.emulator_listen.port()
             ));
             let _ = std::fs::write(&cert, emulator.certificate_pem());
+            // A bot needs the emulator up to start (it fetches a token at start-up), so it
+            // may be started after this: wait for its webhook to accept connections.
+            let addr = bot_addr(url);
+            if let Some(addr) = addr {
+                wait_for_listener(addr, config.bot_wait, &progress, &emulator.base_url())
+                    .await;
+            }
+            if bot_pid.is_none() {
+                bot_pid = addr
+                    .filter(|a| a.ip().is_loopback())
+                    .and_then(|a| tcp_listener_pid(a.port()));
+            }
             let ctx = CallContext {
                 emulator: Arc::new(emulator),
                 bot_url: url.clone(),
@@ -240,7 +263,33 @@ pub async fn run(
         }],
         hold: config.hold,
     };
-    let sample = || match config.bot_pid {
+    if !config.warmup.is_zero() {
+        // The same calls once, unmeasured: what the bot grows once and keeps (allocator
+        // arenas, shard threads, pools) is then in the "before" sample, not in the per-call
+        // figure.
+        say(format!(
+            "warm-up: {} calls held {:.0} s",
+            config.calls,
+            config.warmup.as_secs_f64()
+        ));
+        let quiet = CallContext {
+            progress: None,
+            ..ctx.clone()
+        };
+        let warm = MediaCallSpec {
+            hold: config.warmup,
+            ..spec.clone()
+        };
+        let mut round = tokio::task::JoinSet::new();
+        for i in 0..config.calls {
+            let (quiet, warm) = (quiet.clone(), warm.clone());
+            round.spawn(async move { run_call(&quiet, i, &warm).await });
+        }
+        while round.join_next().await.is_some() {}
+        // Let the bot end and free the warm-up calls' sessions.
+        tokio::time::sleep(WARMUP_SETTLE).await;
+    }
+    let sample = || match bot_pid {
         Some(pid) => ProcessSample::of_pid(pid),
         None => ProcessSample::now(),
     };
@@ -315,6 +364,7 @@ pub async fn run(
     let shards = stack.as_ref().map(|s| s.bot.host().shard_stats());
     let report = report(
         config,
+        bot_pid,
         &outcomes,
         &bot_outcomes,
         shards.as_deref(),
@@ -334,6 +384,39 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Pause after the warm-up round, for the bot to free its calls.
+const WARMUP_SETTLE: Duration = Duration::from_secs(3);
+
+/// The socket address of an `https://host:port/…` URL with a literal IP host.
+fn bot_addr(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    authority.parse().ok()
+}
+
+/// Waits until `addr` accepts a TCP connection, at most `within`, saying once that it waits.
+async fn wait_for_listener(
+    addr: std::net::SocketAddr,
+    within: Duration,
+    progress: &Option<mpsc::UnboundedSender<String>>,
+    emulator: &str,
+) {
+    let until = Instant::now() + within;
+    let mut said = false;
+    while Instant::now() < until {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        if !said && let Some(tx) = progress {
+            said = true;
+            let _ = tx.send(format!(
+                "waiting for the bot at {addr} (emulator at {emulator}: Graph {emulator}/v1.0)"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl MediaCallOutcome {
@@ -366,6 +449,7 @@ fn hist_ms(h: &Histogram) -> Option<f64> {
 #[allow(clippy::too_many_arguments)] // One report from every source of the run.
 fn report(
     config: &LoadConfig,
+    bot_pid: Option<u32>,
     outcomes: &[MediaCallOutcome],
     bot: &[MediaOutcome],
     shards: Option<&[ShardStats]>,
@@ -431,11 +515,12 @@ fn report(
     LoadReport {
         calls: n,
         seconds: config.hold.as_secs_f64(),
+        warmup_seconds: config.warmup.as_secs_f64(),
         bot: config
             .bot_url
             .clone()
             .unwrap_or_else(|| "in-process".into()),
-        measured: match (config.bot_pid, in_process) {
+        measured: match (bot_pid, in_process) {
             (Some(pid), _) => format!("bot (pid {pid})"),
             (None, true) => "bot + emulator (this process)".into(),
             (None, false) => "emulator only (this process; --bot-pid measures the bot)".into(),
@@ -560,5 +645,24 @@ impl std::fmt::Display for LoadReport {
             writeln!(f, "  error: {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_addr_takes_literal_ip_urls_only() {
+        assert_eq!(
+            bot_addr("https://127.0.0.1:9443/api/calling"),
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9443)))
+        );
+        assert_eq!(
+            bot_addr("https://[::1]:9443/x"),
+            "[::1]:9443".parse().ok()
+        );
+        assert_eq!(bot_addr("https://bot.example.com/api/calling"), None);
+        assert_eq!(bot_addr("ftp://127.0.0.1:21/"), None);
     }
 }
