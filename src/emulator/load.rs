@@ -224,8 +224,13 @@ pub async fn run(
             // may be started after this: wait for its webhook to accept connections.
             let addr = bot_addr(url);
             if let Some(addr) = addr {
-                wait_for_listener(addr, config.bot_wait, &progress, &emulator.base_url())
-                    .await;
+                wait_for_listener(
+                    addr,
+                    config.bot_wait,
+                    progress.as_ref(),
+                    emulator.base_url(),
+                )
+                .await;
             }
             if bot_pid.is_none() {
                 bot_pid = addr
@@ -391,7 +396,9 @@ const WARMUP_SETTLE: Duration = Duration::from_secs(3);
 
 /// The socket address of an `https://host:port/…` URL with a literal IP host.
 fn bot_addr(url: &str) -> Option<std::net::SocketAddr> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
     let authority = rest.split('/').next()?;
     authority.parse().ok()
 }
@@ -400,7 +407,7 @@ fn bot_addr(url: &str) -> Option<std::net::SocketAddr> {
 async fn wait_for_listener(
     addr: std::net::SocketAddr,
     within: Duration,
-    progress: &Option<mpsc::UnboundedSender<String>>,
+    progress: Option<&mpsc::UnboundedSender<String>>,
     emulator: &str,
 ) {
     let until = Instant::now() + within;
@@ -658,10 +665,7 @@ mod tests {
             bot_addr("https://127.0.0.1:9443/api/calling"),
             Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9443)))
         );
-        assert_eq!(
-            bot_addr("https://[::1]:9443/x"),
-            "[::1]:9443".parse().ok()
-        );
+        assert_eq!(bot_addr("https://[::1]:9443/x"), "[::1]:9443".parse().ok());
         assert_eq!(bot_addr("https://bot.example.com/api/calling"), None);
         assert_eq!(bot_addr("ftp://127.0.0.1:21/"), None);
     }

@@ -103,17 +103,15 @@ impl PeerConnectionEventHandler for Hooks {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let msg = match state {
             RTCPeerConnectionState::Connected => Ctl::Connected,
-            RTCPeerConnectionState::Failed => {
-                Ctl::End(Some(
-                    if self.ice_connected.load(Ordering::Acquire)
-                        && !self.ice_lost.load(Ordering::Acquire)
-                    {
-                        FailureReason::DtlsFailed
-                    } else {
-                        FailureReason::IceFailed
-                    },
-                ))
-            }
+            RTCPeerConnectionState::Failed => Ctl::End(Some(
+                if self.ice_connected.load(Ordering::Acquire)
+                    && !self.ice_lost.load(Ordering::Acquire)
+                {
+                    FailureReason::DtlsFailed
+                } else {
+                    FailureReason::IceFailed
+                },
+            )),
             RTCPeerConnectionState::Closed => Ctl::End(None),
             _ => return,
         };
