@@ -86,6 +86,23 @@ struct LoadArgs {
     /// Record the calls into this directory (in-process bot; off by default).
     #[arg(long)]
     record_dir: Option<PathBuf>,
+    /// The bot's process id (with --bot, a bot on this machine): CPU and RSS are read from
+    /// it, so the figures are the bot's alone. Default for a loopback --bot: the process
+    /// listening on its port. Load waits (up to 120 s) for the bot to listen, so the bot can
+    /// be started after load's emulator is up.
+    #[arg(long, requires = "bot")]
+    bot_pid: Option<u32>,
+    /// The emulator's certificate (PEM), with --emulator-tls-key, so a bot started first can
+    /// trust it (default: a fresh self-signed one).
+    #[arg(long, requires_all = ["bot", "emulator_tls_key"])]
+    emulator_tls_cert: Option<PathBuf>,
+    /// The emulator's private key (PEM).
+    #[arg(long, requires = "emulator_tls_cert")]
+    emulator_tls_key: Option<PathBuf>,
+    /// Place the same calls once first, held this many seconds and not measured, so RSS
+    /// per call is measured from the bot idle after a warm-up (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -147,6 +164,8 @@ struct EmulatorArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread starts: fewer malloc arenas, less RSS per call (see the module).
+    mediabot::adapters::malloc_arenas::limit(mediabot::adapters::malloc_arenas::DEFAULT_ARENAS);
     let cli = Cli::parse();
     // The demo and load print their own progress: only our own warnings (webrtc-rs warns
     // about normal ICE start-up).
@@ -236,12 +255,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         (1..=10_000).contains(&args.calls),
         "--calls must be in 1..=10000"
     );
+    anyhow::ensure!(
+        args.warmup.is_finite() && (0.0..=3600.0).contains(&args.warmup),
+        "--warmup must be in [0, 3600]"
+    );
     let config = mediabot::emulator::load::LoadConfig {
         calls: args.calls,
         hold: std::time::Duration::from_secs_f64(args.seconds),
         bot_url: args.bot,
         emulator_listen: args.emulator_listen,
         record_dir: args.record_dir,
+        bot_pid: args.bot_pid,
+        bot_wait: std::time::Duration::from_secs(120),
+        warmup: std::time::Duration::from_secs_f64(args.warmup),
+        emulator_tls: args.emulator_tls_cert.zip(args.emulator_tls_key),
     };
     let (tx, printer) = progress_printer();
     let report = mediabot::emulator::load::run(&config, Some(tx)).await?;

@@ -15,6 +15,7 @@ pub mod graph_client;
 pub mod graph_token;
 pub mod jwks;
 pub mod local_participant;
+pub mod malloc_arenas;
 pub mod media_bot;
 pub mod media_handler;
 pub mod media_host;

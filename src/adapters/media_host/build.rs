@@ -64,6 +64,9 @@ pub(super) async fn answer(
         max_members: 8,
         encoder: config.encoder,
         backend: config.backend,
+        // One call leg per room (Teams' media processor mixes the call's participants into
+        // it): a shared encoder would have nobody to share with, and costs ≈ 200 KiB.
+        shared_encode: false,
         ..RoomConfig::default()
     };
     let mut room = Room::new(room_id, room_config).map_err(|e| unavailable("room", &e))?;
