@@ -397,6 +397,7 @@ impl EmulatedCall {
                 .push(HistoryEntry::Notification(NotificationRecord {
                     seq,
                     at,
+                    sent_at: None,
                     url: url.clone(),
                     change_type: change_type.as_str().to_owned(),
                     state: state.clone(),

@@ -452,6 +452,29 @@ impl Model {
         Ok(())
     }
 
+    /// The notifier starts POSTing notification `seq` at `now` (token ready, request built).
+    /// For the incoming `created` notification this is where the decision latency
+    /// ([`Decision::after_notification`](super::record::Decision::after_notification)) starts.
+    pub fn handle_sending(&mut self, now: Instant, call_id: &str, seq: u64) {
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let at = now.saturating_duration_since(entry.rang_at);
+        let mut incoming = false;
+        for h in entry.rec.history.iter_mut().rev() {
+            if let HistoryEntry::Notification(n) = h
+                && n.seq == seq
+            {
+                n.sent_at = Some(at);
+                incoming = n.change_type == "created" && !n.duplicate;
+                break;
+            }
+        }
+        if incoming && entry.rec.decision.is_none() {
+            entry.incoming_sent = Some(at);
+        }
+    }
+
     /// The bot's HTTP status for notification `seq` (or the transport error).
     pub fn handle_delivery(
         &mut self,
@@ -654,6 +677,36 @@ mod tests {
         assert_eq!(out[0].body["value"][0]["resourceData"]["id"], id.as_str());
         assert_eq!(states(&out), ["incoming"]);
         assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn decision_latency_starts_when_the_notifier_sends_the_incoming_notification() {
+        let mut m = Model::new(ModelConfig::default());
+        let t0 = Instant::now();
+        let id = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        let out = drain(&mut m);
+        m.handle_sending(t0 + Duration::from_millis(3), &id, out[0].seq);
+        let r = m.handle_request(
+            t0 + Duration::from_millis(10),
+            req(Op::Answer, &id, answer_body()),
+        );
+        assert_eq!(r.status, 202);
+        let rec = m.call(&id).unwrap();
+        assert_eq!(
+            rec.decision.as_ref().unwrap().after_notification,
+            Some(Duration::from_millis(7))
+        );
+        assert_eq!(
+            rec.notifications().next().unwrap().sent_at,
+            Some(Duration::from_millis(3))
+        );
+        // Later sends (establishing) do not move the start of the decision latency.
+        let later = drain(&mut m);
+        m.handle_sending(t0 + Duration::from_millis(20), &id, later[0].seq);
+        assert_eq!(
+            m.call(&id).unwrap().decision.as_ref().unwrap().after_notification,
+            Some(Duration::from_millis(7))
+        );
     }
 
     #[test]

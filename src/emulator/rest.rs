@@ -112,6 +112,8 @@ async fn serve(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The request's arrival (body read): where the bot's decision latency ends.
+    let received = Instant::now();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -131,7 +133,7 @@ async fn serve(
         body: body.to_vec(),
         auth,
     };
-    let resp = s.model().handle_request(Instant::now(), req);
+    let resp = s.model().handle_request(received, req);
     s.pump();
     if let Some((id, body)) = answered
         && resp.status == 202
