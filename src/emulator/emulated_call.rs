@@ -32,6 +32,8 @@ pub(super) struct Outbox {
 pub(super) struct EmulatedCall {
     pub(super) rec: CallRecord,
     pub(super) rang_at: Instant,
+    /// Position in ring order (set when the model adds the call).
+    pub(super) ring_seq: u64,
     pub(super) faults: FaultState,
     pub(super) incoming_sent: Option<Duration>,
     pub(super) etag: u64,
