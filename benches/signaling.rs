@@ -14,6 +14,10 @@
 //!
 //! `cargo bench --bench signaling -- --quick`
 //!
+//! `SIGNALING_BENCH_RUNTIME=current` runs everything (emulator, bot, bench loop) on a
+//! current-thread tokio runtime instead of the default multi-thread one (`Runtime::new()`, as
+//! `mediabot` itself uses).
+//!
 //! [`Decision::after_notification`]: mediabot::emulator::record::Decision::after_notification
 
 use std::cell::RefCell;
@@ -79,7 +83,13 @@ fn bot_side(bot: &BotHandle, ids: &[String]) -> Vec<Duration> {
 }
 
 fn signaling(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let rt = match std::env::var("SIGNALING_BENCH_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+    .expect("runtime");
     let stack = rt
         .block_on(start_signaling(Arc::new(DemoHandler::default()), |cfg| {
             cfg.inbox_capacity = 4096;

@@ -5,8 +5,12 @@
 //! [`Calls`]; then drains `poll_output`: each [`ApiCommand`](crate::call::ApiCommand) is executed on its own task by the
 //! [`GraphApi`] (its outcome comes back as an event), each [`CallEvent`] updates the call's
 //! [`CallRecord`], goes to the application's `on_event`, and is broadcast to subscribers.
+//! The application's decision future is polled once in the driver's turn: a decision that is
+//! ready at once is applied there (no task, no channel hop before the answer request goes
+//! out); a pending one runs on its own task and comes back over a channel.
 
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -117,13 +121,7 @@ impl CallDriver {
                     Some(input) => self.on_input(input),
                     None => break,
                 },
-                Some((id, decision)) = self.decisions_rx.recv() => {
-                    let now = clock::now();
-                    if let Err(error) = self.calls.decide(now, &id, decision) {
-                        tracing::warn!(call_id = %id, %error, "application decision not sent");
-                        self.with_stats(|s| s.late_decisions += 1);
-                    }
-                }
+                Some((id, decision)) = self.decisions_rx.recv() => self.apply_decision(&id, decision),
                 Some((request, outcome)) = self.done_rx.recv() => {
                     if let Err(error) = &outcome {
                         tracing::info!(call_id = %request.call_id, seq = request.seq, %error, "graph request failed");
@@ -221,7 +219,15 @@ impl CallDriver {
         incoming.deadline = c.deadline();
         incoming.decide_by = c.decide_by();
         let give_up = c.deadline() + Duration::from_secs(1);
-        let future = self.handler.on_incoming(incoming);
+        let mut future = self.handler.on_incoming(incoming);
+        // An application that decides at once (a ready future, like the demo handler's) has
+        // its decision applied in this turn: no task and no channel hop before the answer
+        // request is issued. A pending future is polled again, with its task's waker, below.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(decision) = future.as_mut().poll(&mut cx) {
+            self.apply_decision(&id, decision);
+            return;
+        }
         let tx = self.decisions_tx.clone();
         tokio::spawn(async move {
             // A handler that never decides is dropped after the deadline.
@@ -230,6 +236,13 @@ impl CallDriver {
                 let _ = tx.send((id, decision));
             }
         });
+    }
+
+    fn apply_decision(&mut self, id: &CallId, decision: Decision) {
+        if let Err(error) = self.calls.decide(clock::now(), id, decision) {
+            tracing::warn!(call_id = %id, %error, "application decision not sent");
+            self.with_stats(|s| s.late_decisions += 1);
+        }
     }
 
     fn drain(&mut self) {
