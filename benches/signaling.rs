@@ -46,7 +46,12 @@ async fn call(emu: &EmulatorHandle, url: &str) -> CallRecord {
 
 /// The measured span of an answered call.
 fn span(rec: &CallRecord) -> Duration {
-    assert_eq!(rec.outcome, Outcome::Answered, "call {} not answered", rec.id);
+    assert_eq!(
+        rec.outcome,
+        Outcome::Answered,
+        "call {} not answered",
+        rec.id
+    );
     rec.decision
         .as_ref()
         .and_then(|d| d.after_notification)

@@ -9,6 +9,7 @@
 //! ready at once is applied there (no task, no channel hop before the answer request goes
 //! out); a pending one runs on its own task and comes back over a channel.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -82,6 +83,9 @@ pub struct CallDriver {
     records: CallRecords,
     events: broadcast::Sender<BotEvent>,
     stats: Arc<Mutex<DriverStats>>,
+    /// Each call's tenant: the incoming notification token's `tid`, else the call
+    /// resource's `tenantId`. Graph commands for the call use a token of this tenant.
+    tenants: HashMap<CallId, String>,
 }
 
 impl CallDriver {
@@ -109,6 +113,7 @@ impl CallDriver {
             records,
             events,
             stats,
+            tenants: HashMap::new(),
         }
     }
 
@@ -140,9 +145,9 @@ impl CallDriver {
         match input {
             DriverInput::Notifications {
                 received,
-                tenant: _,
+                tenant,
                 batch,
-            } => self.on_notifications(received, batch),
+            } => self.on_notifications(received, tenant.as_deref(), batch),
             DriverInput::HangUp { call_id, reply } => {
                 let result = self.calls.hang_up(clock::now(), &call_id);
                 let _ = reply.send(result);
@@ -150,10 +155,15 @@ impl CallDriver {
         }
     }
 
-    fn on_notifications(&mut self, received: Instant, batch: CommsNotifications) {
+    fn on_notifications(
+        &mut self,
+        received: Instant,
+        tenant: Option<&str>,
+        batch: CommsNotifications,
+    ) {
         let now = clock::now();
         for n in batch.value {
-            if let Some(id) = self.route(now, received, n) {
+            if let Some(id) = self.route(now, received, tenant, n) {
                 // Keeps the snapshot current even when nothing was emitted (e.g. the
                 // resultInfo of a call that had already failed).
                 self.snapshot(&id);
@@ -162,7 +172,13 @@ impl CallDriver {
     }
 
     /// Feeds one notification to the calls table; returns the call it was about.
-    fn route(&mut self, now: Instant, received: Instant, n: CommsNotification) -> Option<CallId> {
+    fn route(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        tenant: Option<&str>,
+        n: CommsNotification,
+    ) -> Option<CallId> {
         let Some(id) = n.call_id() else {
             self.calls.count(Disposition::Ignored);
             return None;
@@ -194,6 +210,12 @@ impl CallDriver {
             _ if is_incoming => {
                 let pbr = is_policy_recording(&call);
                 if self.calls.handle_incoming(received, id.clone(), pbr) == Disposition::NewCall {
+                    let tenant = tenant
+                        .or(call.tenant_id.as_deref())
+                        .filter(|t| !t.is_empty());
+                    if let Some(t) = tenant {
+                        self.tenants.insert(id.clone(), t.to_owned());
+                    }
                     self.ask_application(id.clone(), call, received);
                 }
             }
@@ -255,7 +277,8 @@ impl CallDriver {
                     let graph = Arc::clone(&self.graph);
                     let tx = self.done_tx.clone();
                     let request = command.request().clone();
-                    let future = graph.execute(command);
+                    let tenant = self.tenants.get(command.call_id()).map(String::as_str);
+                    let future = graph.execute_for(tenant, command);
                     tokio::spawn(async move {
                         let outcome = future.await;
                         let _ = tx.send((request, outcome));
@@ -276,6 +299,9 @@ impl CallDriver {
 
     fn on_event(&mut self, event: CallEvent) {
         self.snapshot(event.call_id());
+        if let CallEvent::Removed { call_id } = &event {
+            self.tenants.remove(call_id);
+        }
         match &event {
             CallEvent::Failed { call_id, failure } => {
                 tracing::error!(%call_id, %failure, "call marked failed");

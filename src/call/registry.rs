@@ -361,7 +361,9 @@ mod tests {
         // Run every timer until nothing is left of call 1.
         let mut now = t0;
         while calls.get(&id(1)).is_some() {
-            now = calls.poll_timeout().expect("call 1 still has its cleanup timer");
+            now = calls
+                .poll_timeout()
+                .expect("call 1 still has its cleanup timer");
             calls.handle_timeout(now);
             drain(&mut calls);
         }

@@ -81,6 +81,16 @@ impl EmulatedCall {
             }
             Ok(_) => {}
         }
+        if let Some(tenant) = &req.tenant
+            && !tenant.eq_ignore_ascii_case(&self.rec.tenant_id)
+        {
+            // Graph's answer to an app acting in a tenant other than the call's.
+            return error(
+                403,
+                "7504",
+                "Insufficient enterprise tenant permissions, cannot access this API.",
+            );
+        }
         match self.faults.on_request(self.since(now)) {
             Some(Injected::Throttled(after)) => {
                 let mut r = error(429, "TooManyRequests", "Please retry again later.");

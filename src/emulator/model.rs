@@ -13,7 +13,7 @@
 //! ## Service rules (emulator choices marked *choice*)
 //!
 //! - Order of checks on a REST request: bearer token (401 `InvalidAuthenticationToken`),
-//!   call id (404 `itemNotFound`), the token's app owns the call (403 `7504`), fault knobs
+//!   call id (404 `itemNotFound`), the token's app owns the call and its `tid` is the call's tenant (403 `7504`), fault knobs
 //!   (429/5xx), body (400 `invalidRequest`), then the call's state.
 //! - Answer/reject/redirect succeed with 202 only while the call is `incoming` and inside its
 //!   window (15 s; 5 s for policy-based recording).
@@ -139,6 +139,9 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
     /// Outcome of bearer-token validation: the token's app id, or why it was refused.
     pub auth: Result<String, String>,
+    /// The valid token's tenant (`tid`); a call in another tenant answers 403 `7504`.
+    /// `None`: not checked.
+    pub tenant: Option<String>,
 }
 
 /// The model's reply to a REST request.
@@ -677,6 +680,7 @@ mod tests {
                 body.to_string().into_bytes()
             },
             auth: Ok("app-1".into()),
+            tenant: None,
         }
     }
 
@@ -745,7 +749,12 @@ mod tests {
         let later = drain(&mut m);
         m.handle_sending(t0 + Duration::from_millis(20), &id, later[0].seq);
         assert_eq!(
-            m.call(&id).unwrap().decision.as_ref().unwrap().after_notification,
+            m.call(&id)
+                .unwrap()
+                .decision
+                .as_ref()
+                .unwrap()
+                .after_notification,
             Some(Duration::from_millis(7))
         );
     }

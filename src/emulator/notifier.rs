@@ -127,7 +127,9 @@ impl Notifier {
             loop {
                 let Some(d) = rx.recv().await else { break };
                 let result = this
-                    .send(&d.url, &d.app_id, &d.tenant_id, &d.body, |at| sending(&d, at))
+                    .send(&d.url, &d.app_id, &d.tenant_id, &d.body, |at| {
+                        sending(&d, at)
+                    })
                     .await;
                 report(&d, result);
                 if rx.is_empty() && done(&call_id) {
@@ -200,10 +202,7 @@ impl Notifier {
             .build()
             .map_err(|e| error_chain(&e))?;
         sending(Instant::now());
-        let resp = client
-            .execute(request)
-            .await
-            .map_err(|e| error_chain(&e))?;
+        let resp = client.execute(request).await.map_err(|e| error_chain(&e))?;
         Ok(resp.status().as_u16())
     }
 }
