@@ -359,9 +359,8 @@ mod tests {
         calls.handle_state(t0, &id(1), CallState::Terminated, None);
         drain(&mut calls);
         // Run every timer until nothing is left of call 1.
-        let mut now = t0;
         while calls.get(&id(1)).is_some() {
-            now = calls
+            let now = calls
                 .poll_timeout()
                 .expect("call 1 still has its cleanup timer");
             calls.handle_timeout(now);

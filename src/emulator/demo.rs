@@ -103,8 +103,8 @@ pub struct DemoCallReport {
     pub deadline_ms: u64,
     /// Decision requests the bot sent (retries included).
     pub attempts: usize,
-    /// Incoming notification handed to the transport → accepted decision request received by
-    /// the emulator, in ms.
+    /// The emulator's notifier starts POSTing the incoming notification → the emulator has the
+    /// accepted decision request, in ms ([`super::record::Decision::after_notification`]).
     pub notification_to_decision_ms: Option<f64>,
     /// Inside the bot: notification received → first decision request sent, in ms.
     pub bot_decision_sent_ms: Option<f64>,
