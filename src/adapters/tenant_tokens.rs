@@ -1,6 +1,6 @@
 //! Graph tokens per tenant, for a multi-tenant bot: a call is acted on with a token of the
 //! call's own tenant (the incoming notification token's verified `tid`), as Microsoft's
-//! samples do (reference §5.1–§5.2: the SDK "passes [`tid`] on as the tenant for outbound
+//! samples do (reference §5.1–§5.2: the SDK "passes `tid` on as the tenant for outbound
 //! calls"; the sample "acquires the token per tenant taken from the inbound notification").
 //! Graph answers 403 `7504` to a token of another tenant.
 //!
