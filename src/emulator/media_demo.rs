@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::adapters::bot::BotConfig;
 use crate::adapters::media_bot::{MediaBot, MediaBotConfig, MediaBotError, MediaOutcome};
 use crate::adapters::tls::TlsIdentity;
 use crate::call::CallId;
@@ -100,7 +101,7 @@ pub async fn start_stack(
         ..EmulatorConfig::default()
     })
     .await?;
-    let mut bot = emulator.bot_config();
+    let mut bot: BotConfig = emulator.bot_config();
     bot.tls = Some(tls);
     let mut cfg = MediaBotConfig::new(bot);
     configure(&mut cfg);
