@@ -3,8 +3,9 @@
 //! - One `reqwest::Client` (built by `tls::https_client`, so it trusts the emulator's
 //!   certificate when told to), built once.
 //! - `Authorization: Bearer` from an [`AccessTokenSource`] (the client-credentials cache,
-//!   prefetched at start so the first answer does not pay for a token), a fresh
-//!   `client-request-id` per request.
+//!   prefetched at start so the first answer does not pay for a token; per tenant with
+//!   [`TenantTokens`](super::tenant_tokens::TenantTokens): a command runs with a token of
+//!   its call's tenant), a fresh `client-request-id` per request.
 //! - Errors become a typed [`GraphApiError`] `{ status, code, message, retry }`: 429/503/504
 //!   honour `Retry-After` (seconds, possibly fractional, or an HTTP-date), other 5xx and
 //!   transport errors ask for backoff, other 4xx are never retried.
@@ -34,12 +35,33 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait GraphApi: Send + Sync + fmt::Debug {
     /// Sends one command and reports its outcome. Never retries, never sleeps.
     fn execute(&self, command: ApiCommand) -> BoxFuture<'static, ApiOutcome>;
+
+    /// Sends one command on behalf of the call's `tenant` (the incoming notification's
+    /// verified `tid`; `None` = the configured tenant). The default ignores the tenant.
+    fn execute_for(
+        &self,
+        tenant: Option<&str>,
+        command: ApiCommand,
+    ) -> BoxFuture<'static, ApiOutcome> {
+        let _ = tenant;
+        self.execute(command)
+    }
 }
 
 /// Where bearer tokens for Graph come from (the client-credentials cache).
 pub trait AccessTokenSource: Send + Sync + fmt::Debug {
     /// A valid access token, from cache when possible.
     fn access_token(&self) -> BoxFuture<'_, Result<String, GraphApiError>>;
+
+    /// A valid access token for `tenant` (`None` = the configured tenant). The default
+    /// ignores the tenant (single-tenant sources).
+    fn access_token_for<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, GraphApiError>> {
+        let _ = tenant;
+        self.access_token()
+    }
 }
 
 impl AccessTokenSource for GraphTokenCache {
@@ -107,8 +129,14 @@ impl GraphClient {
         }
     }
 
-    /// Sends one command (no retry). Requests with a deadline time out at the deadline.
+    /// Sends one command (no retry) with a token of the configured tenant. Requests with a
+    /// deadline time out at the deadline.
     pub async fn send(&self, command: &ApiCommand) -> ApiOutcome {
+        self.send_for(None, command).await
+    }
+
+    /// Sends one command (no retry) with a token of `tenant` (`None` = the configured one).
+    pub async fn send_for(&self, tenant: Option<&str>, command: &ApiCommand) -> ApiOutcome {
         let timeout = match command.deadline() {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(clock::now());
@@ -119,7 +147,7 @@ impl GraphClient {
             }
             None => None,
         };
-        let token = self.tokens.access_token().await?;
+        let token = self.tokens.access_token_for(tenant).await?;
         let url = self.url_for(command);
         let mut request = match command {
             ApiCommand::Delete { .. } => self.http.delete(&url),
@@ -151,6 +179,16 @@ impl GraphApi for GraphClient {
     fn execute(&self, command: ApiCommand) -> BoxFuture<'static, ApiOutcome> {
         let client = self.clone();
         Box::pin(async move { client.send(&command).await })
+    }
+
+    fn execute_for(
+        &self,
+        tenant: Option<&str>,
+        command: ApiCommand,
+    ) -> BoxFuture<'static, ApiOutcome> {
+        let client = self.clone();
+        let tenant = tenant.map(str::to_owned);
+        Box::pin(async move { client.send_for(tenant.as_deref(), &command).await })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod process_stats;
 pub mod recording;
 pub mod serve_command;
 pub mod shard;
+pub mod tenant_tokens;
 pub mod tls;
 pub mod webhook;
 pub mod webrtc;

@@ -16,7 +16,7 @@
 //! | case | status | `error` |
 //! | --- | --- | --- |
 //! | wrong secret | 401 | `invalid_client` (AADSTS7000215) |
-//! | unknown client id, or client not in the path's tenant | 401 | `invalid_client` (AADSTS700016; real Entra answers 400 `unauthorized_client` here) |
+//! | unknown client id, or client neither registered in nor consented to by the path's tenant ([`IdentityService::consent_tenant`]; the token's `tid` is the path's tenant) | 401 | `invalid_client` (AADSTS700016; real Entra answers 400 `unauthorized_client` here) |
 //! | `grant_type` other than `client_credentials` | 400 | `unsupported_grant_type` (AADSTS70003) |
 //! | missing parameter | 400 | `invalid_request` (AADSTS900144) |
 //! | scope other than `https://graph.microsoft.com/.default` | 400 | `invalid_scope` (AADSTS1002012) |
@@ -64,6 +64,9 @@ pub struct RegisteredApp {
     pub tenant_id: String,
     /// Application permissions written into the `roles` claim.
     pub roles: Vec<String>,
+    /// Other tenants whose administrators consented to this (multi-tenant) app: the token
+    /// endpoint of each issues tokens too, with `tid` = that tenant.
+    pub consented_tenants: Vec<String>,
 }
 
 impl RegisteredApp {
@@ -83,7 +86,17 @@ impl RegisteredApp {
             ]
             .map(String::from)
             .to_vec(),
+            consented_tenants: Vec::new(),
         }
+    }
+
+    /// True when the app can get tokens in `tenant` (its home tenant or a consented one).
+    pub fn serves_tenant(&self, tenant: &str) -> bool {
+        self.tenant_id.eq_ignore_ascii_case(tenant)
+            || self
+                .consented_tenants
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(tenant))
     }
 }
 
@@ -200,6 +213,20 @@ impl IdentityService {
     /// Registers (or replaces) an application.
     pub fn register_app(&self, app: RegisteredApp) {
         write(&self.inner.apps).insert(app.client_id.clone(), app);
+    }
+
+    /// Records that `tenant`'s administrator consented to app `client_id`: its token endpoint
+    /// issues tokens for the app from now on. False if the app is not registered.
+    pub fn consent_tenant(&self, client_id: &str, tenant: &str) -> bool {
+        match write(&self.inner.apps).get_mut(client_id) {
+            Some(app) => {
+                if !app.serves_tenant(tenant) {
+                    app.consented_tenants.push(tenant.to_owned());
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets `expires_in` of tokens issued from now on (whole seconds).
@@ -356,7 +383,7 @@ impl IdentityService {
             );
         };
         let app = read(&self.inner.apps).get(client_id).cloned();
-        let Some(app) = app.filter(|a| a.tenant_id.eq_ignore_ascii_case(tenant)) else {
+        let Some(app) = app.filter(|a| a.serves_tenant(tenant)) else {
             let msg = format!(
                 "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
             );
@@ -399,11 +426,11 @@ impl IdentityService {
         let iat = unix_seconds(now);
         let claims = json!({
             "aud": GRAPH_AUDIENCE,
-            "iss": format!("https://sts.windows.net/{}/", app.tenant_id),
+            "iss": format!("https://sts.windows.net/{tenant}/"),
             "iat": iat, "nbf": iat, "exp": iat + lifetime,
-            "appid": app.client_id, "appidacr": "1", "idp": format!("https://sts.windows.net/{}/", app.tenant_id),
+            "appid": app.client_id, "appidacr": "1", "idp": format!("https://sts.windows.net/{tenant}/"),
             "idtyp": "app", "oid": uuid::Uuid::new_v4().to_string(), "roles": app.roles,
-            "sub": app.client_id, "tid": app.tenant_id, "ver": "1.0",
+            "sub": app.client_id, "tid": tenant, "ver": "1.0",
             "uti": uuid::Uuid::new_v4().simple().to_string(),
         });
         match self.inner.access_key.sign_claims(&claims) {

@@ -102,16 +102,7 @@ pub async fn start_stack(
         ..EmulatorConfig::default()
     })
     .await?;
-    let app = emulator.app().clone();
-    let mut bot = BotConfig::new(
-        &app.client_id,
-        &app.client_secret,
-        &app.tenant_id,
-        &emulator.graph_url(),
-        &emulator.token_url(),
-        &emulator.openid_url(),
-    );
-    bot.extra_roots = vec![emulator.certificate().clone()];
+    let mut bot: BotConfig = emulator.bot_config();
     bot.tls = Some(tls);
     let mut cfg = MediaBotConfig::new(bot);
     configure(&mut cfg);
