@@ -70,6 +70,10 @@ impl TenantTokens {
 }
 
 impl AccessTokenSource for TenantTokens {
+    fn token_rejected(&self, tenant: Option<&str>, token: &str) {
+        self.cache_for(tenant).token_rejected(None, token);
+    }
+
     fn access_token(&self) -> BoxFuture<'_, Result<String, GraphApiError>> {
         self.default.access_token()
     }

@@ -131,6 +131,10 @@ pub enum AccessTokenError {
     /// `aud` is not Graph.
     #[error("access token validation failure: invalid audience")]
     WrongAudience,
+    /// Issued before [`IdentityService::revoke_issued_tokens`] (fault knob: the client must
+    /// drop its cached token and fetch a new one).
+    #[error("access token validation failure: the token has been revoked")]
+    Revoked,
 }
 
 impl AccessTokenError {
@@ -177,7 +181,13 @@ struct Inner {
     keys: AtomicU64,
     /// Fault knob: every identity endpoint answers 503.
     unavailable: AtomicBool,
+    /// Access tokens carry the generation they were issued in (claim [`GENERATION_CLAIM`]);
+    /// those of an older generation are refused as revoked.
+    generation: AtomicU64,
 }
+
+/// Emulator-private claim: the token generation an access token was issued in.
+pub const GENERATION_CLAIM: &str = "xms_emu_gen";
 
 impl IdentityService {
     /// A service with fresh keys and no registered apps.
@@ -206,6 +216,7 @@ impl IdentityService {
                 openid_configuration: AtomicU64::new(0),
                 keys: AtomicU64::new(0),
                 unavailable: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
             }),
         })
     }
@@ -246,6 +257,13 @@ impl IdentityService {
     /// 503 (`temporarily_unavailable`); requests are still counted.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.inner.unavailable.store(unavailable, Ordering::Relaxed);
+    }
+
+    /// Fault knob: every access token issued so far is refused from now on (401
+    /// `InvalidAuthenticationToken`), as after a revocation or a signing-key rollover; tokens
+    /// issued afterwards are valid. A client must drop its cached token and fetch another.
+    pub fn revoke_issued_tokens(&self) {
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The key that signs notification tokens now.
@@ -315,6 +333,10 @@ impl IdentityService {
             Some(exp) if exp > unix_seconds(now) => {}
             Some(_) => return Err(AccessTokenError::Expired),
             None => return Err(AccessTokenError::Invalid("no exp".into())),
+        }
+        let generation = claims.get(GENERATION_CLAIM).and_then(Value::as_u64);
+        if generation != Some(self.inner.generation.load(Ordering::Relaxed)) {
+            return Err(AccessTokenError::Revoked);
         }
         let missing = |c: &str| AccessTokenError::Invalid(format!("no {c}"));
         Ok(AccessTokenInfo {
@@ -432,6 +454,7 @@ impl IdentityService {
             "idtyp": "app", "oid": uuid::Uuid::new_v4().to_string(), "roles": app.roles,
             "sub": app.client_id, "tid": tenant, "ver": "1.0",
             "uti": uuid::Uuid::new_v4().simple().to_string(),
+            GENERATION_CLAIM: self.inner.generation.load(Ordering::Relaxed),
         });
         match self.inner.access_key.sign_claims(&claims) {
             Ok(token) => {
