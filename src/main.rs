@@ -45,9 +45,16 @@ struct DemoArgs {
     #[arg(long)]
     json: bool,
     /// How long each call stays up once its media is connected (seconds; the callers start
-    /// speaking when the greeting is over, about 5 s in).
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
+    /// speaking when the greeting is over, about 5 s in). Default 10, or 60 with --device.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Join the calls yourself through a sound device (needs `--features device`): the
+    /// default input and output, or the device NAME (exact name, else the first whose name
+    /// or description contains NAME, ignoring case; `mediabot devices` lists them). The
+    /// device joins the first call whose media connects, one call at a time; when that call
+    /// ends it moves to the oldest call still connected.
+    #[arg(long, value_name = "NAME", num_args = 0..=1)]
+    device: Option<Option<String>>,
     /// Where the bot writes its recordings (one directory per call).
     #[arg(long, default_value = "recordings")]
     record_dir: PathBuf,
@@ -79,6 +86,23 @@ struct LoadArgs {
     /// Record the calls into this directory (in-process bot; off by default).
     #[arg(long)]
     record_dir: Option<PathBuf>,
+    /// The bot's process id (with --bot, a bot on this machine): CPU and RSS are read from
+    /// it, so the figures are the bot's alone. Default for a loopback --bot: the process
+    /// listening on its port. Load waits (up to 120 s) for the bot to listen, so the bot can
+    /// be started after load's emulator is up.
+    #[arg(long, requires = "bot")]
+    bot_pid: Option<u32>,
+    /// The emulator's certificate (PEM), with --emulator-tls-key, so a bot started first can
+    /// trust it (default: a fresh self-signed one).
+    #[arg(long, requires_all = ["bot", "emulator_tls_key"])]
+    emulator_tls_cert: Option<PathBuf>,
+    /// The emulator's private key (PEM).
+    #[arg(long, requires = "emulator_tls_cert")]
+    emulator_tls_key: Option<PathBuf>,
+    /// Place the same calls once first, held this many seconds and not measured, so RSS
+    /// per call is measured from the bot idle after a warm-up (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -140,6 +164,8 @@ struct EmulatorArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread starts: fewer malloc arenas, less RSS per call (see the module).
+    mediabot::adapters::malloc_arenas::limit(mediabot::adapters::malloc_arenas::DEFAULT_ARENAS);
     let cli = Cli::parse();
     // The demo and load print their own progress: only our own warnings (webrtc-rs warns
     // about normal ICE start-up).
@@ -187,15 +213,30 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     if args.signaling {
         return signaling_demo(args).await;
     }
+    let seconds = args
+        .seconds
+        .unwrap_or(if args.device.is_some() { 60.0 } else { 10.0 });
     anyhow::ensure!(
-        args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 600.0,
+        seconds.is_finite() && seconds > 0.0 && seconds <= 600.0,
         "--seconds must be in (0, 600]"
     );
-    let calls = mediabot::emulator::media_demo::default_calls(std::time::Duration::from_secs_f64(
-        args.seconds,
-    ));
+    // Before any call: a missing device fails here, listing what exists.
+    let local = match &args.device {
+        Some(name) => {
+            let local = mediabot::adapters::local_participant::sound_device(name.as_deref())?;
+            eprintln!(
+                "{} will join the first call to connect (one call at a time)",
+                local.describe()
+            );
+            Some(local)
+        }
+        None => None,
+    };
+    let calls =
+        mediabot::emulator::media_demo::default_calls(std::time::Duration::from_secs_f64(seconds));
     let (tx, printer) = progress_printer();
-    let report = mediabot::emulator::media_demo::run(&calls, args.record_dir, Some(tx)).await?;
+    let report =
+        mediabot::emulator::media_demo::run(&calls, args.record_dir, local, Some(tx)).await?;
     let _ = printer.await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -214,12 +255,20 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         (1..=10_000).contains(&args.calls),
         "--calls must be in 1..=10000"
     );
+    anyhow::ensure!(
+        args.warmup.is_finite() && (0.0..=3600.0).contains(&args.warmup),
+        "--warmup must be in [0, 3600]"
+    );
     let config = mediabot::emulator::load::LoadConfig {
         calls: args.calls,
         hold: std::time::Duration::from_secs_f64(args.seconds),
         bot_url: args.bot,
         emulator_listen: args.emulator_listen,
         record_dir: args.record_dir,
+        bot_pid: args.bot_pid,
+        bot_wait: std::time::Duration::from_secs(120),
+        warmup: std::time::Duration::from_secs_f64(args.warmup),
+        emulator_tls: args.emulator_tls_cert.zip(args.emulator_tls_key),
     };
     let (tx, printer) = progress_printer();
     let report = mediabot::emulator::load::run(&config, Some(tx)).await?;

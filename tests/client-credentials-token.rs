@@ -4,11 +4,15 @@
 //! refreshed in the background before it expires, shared by concurrent callers, and wrong
 //! credentials come back as typed errors.
 
+#[path = "support/identity_server.rs"]
+mod identity_server;
+
 use std::time::Duration;
 
+use identity_server::IdentityServer;
 use mediabot::adapters::graph_token::{ClientCredentialsConfig, GraphTokenCache, TokenError};
-use mediabot::adapters::tls::{HttpsServer, TlsIdentity, https_client, serve_https};
-use mediabot::emulator::identity::{IdentityService, RegisteredApp, identity_router};
+use mediabot::adapters::tls::HttpsServer;
+use mediabot::emulator::identity::{IdentityService, RegisteredApp};
 
 const APP_ID: &str = "8d3c9b2e-5a4f-4c1e-9b7a-2f6e1d0c3b4a";
 const SECRET: &str = "Xq8~s3cret.value";
@@ -32,17 +36,12 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let tls = TlsIdentity::self_signed_localhost().expect("certificate");
-    let identity = IdentityService::new().expect("keys");
+    let IdentityServer {
+        identity,
+        server,
+        http,
+    } = IdentityServer::start().await;
     identity.register_app(RegisteredApp::new(APP_ID, SECRET, TENANT));
-    let server = serve_https(
-        identity_router(identity.clone()),
-        ([127, 0, 0, 1], 0).into(),
-        &tls,
-    )
-    .await
-    .expect("serve");
-    let http = https_client(&[tls.certificate().clone()]).expect("client");
     Setup {
         identity,
         server,

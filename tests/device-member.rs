@@ -14,22 +14,23 @@
 //!   vanishing-device tests. Needs `pulseaudio`, `pulseaudio-utils` and `libasound2-plugins`
 //!   (`.ci/run` installs them); without them those tests say SKIPPED and why.
 //!
-//! The end-to-end test also arms a counting allocator after the streams warmed up and checks
-//! that the data callbacks (marked through `set_callback_hook`) allocated nothing.
+//! The isolation and the fake devices are in `device_support/` (shared with
+//! `tests/device-call.rs`). The end-to-end test also reads a counting allocator after the
+//! streams warmed up and checks that the data callbacks (marked through `set_callback_hook`)
+//! allocated nothing.
 #![cfg(feature = "device")]
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+mod device_support;
+
 use std::time::{Duration, Instant};
+
+use device_support::{FILE_DEVICES, PULSE_DEVICES, Pulse, excerpts_found, isolated, read_f32, wav};
 
 use mediabot::adapters::device::{
     DeviceError, DeviceOptions, open_device_member, set_callback_hook,
 };
-use mediabot::media::analysis::{align, correlation, overlap};
 use mediabot::media::endpoint::AppAudio;
 use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
 use mediabot::media::member::Member;
@@ -37,260 +38,12 @@ use mediabot::media::room::{MemberId, Room, RoomConfig, RoomId};
 
 // ---- counting allocator: counts what the device member's data callbacks allocate ----
 
-struct Counting;
-
-static ARMED: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Set while this thread runs one of the device member's data callbacks.
-    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if ARMED.load(Ordering::Relaxed) && IN_CALLBACK.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Installed with `set_callback_hook`: marks the callback's thread while it runs.
-fn in_callback(entering: bool) {
-    let _ = IN_CALLBACK.try_with(|c| c.set(entering));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// atomics and a const-initialised thread-local, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
-// ---- child-process isolation ----
-
-const CHILD: &str = "MEDIABOT_DEVICE_TEST_CHILD";
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Runs `body` in a child process whose `HOME` holds `asoundrc` (with `@HOME@` replaced).
-fn isolated(test: &str, asoundrc: &str, body: impl FnOnce(&Path)) {
-    if std::env::var_os(CHILD).is_some() {
-        let home = PathBuf::from(std::env::var_os("HOME").expect("the parent sets HOME"));
-        body(&home);
-        return;
-    }
-    // One child at a time: two real-time PulseAudio runs side by side on a small machine
-    // starve each other.
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let home = std::env::temp_dir().join(format!("mediabot-device-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(home.join("run")).unwrap();
-    std::fs::write(
-        home.join(".asoundrc"),
-        asoundrc.replace("@HOME@", home.to_str().unwrap()),
-    )
-    .unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", home.join("run"))
-        .env(
-            "PULSE_SERVER",
-            format!("unix:{}", home.join("run/native").display()),
-        )
-        .env_remove("ALSA_CONFIG_PATH")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!(
-        "--- child {test} ---\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&home);
-    assert!(out.status.success(), "child test {test} failed");
-    assert!(
-        stdout.contains("1 passed"),
-        "child did not run {test} (filtered out?)"
-    );
-}
-
-const FILE_DEVICES: &str = r#"
-pcm.file_out {
-    type file
-    slave.pcm "null"
-    file "@HOME@/out.raw"
-    format "raw"
-    hint { show on description "test playback into a raw file" }
-}
-pcm.file_in {
-    type file
-    slave.pcm "null"
-    file "/dev/null"
-    infile "@HOME@/in.raw"
-    format "raw"
-    hint { show on description "test capture from a raw file" }
-}
-"#;
-
-const PULSE_DEVICES: &str = r#"
-pcm.bot_out {
-    type file
-    slave.pcm "bot_out_pulse"
-    file "@HOME@/played.raw"
-    format "raw"
-    hint { show on description "PulseAudio null sink, tapped into played.raw" }
-}
-pcm.bot_out_pulse {
-    type pulse
-    device "botsink"
-}
-pcm.bot_in {
-    type file
-    slave.pcm "bot_in_pulse"
-    file "/dev/null"
-    infile "@HOME@/spoken.raw"
-    format "raw"
-    hint { show on description "PulseAudio null source, data from spoken.raw" }
-}
-pcm.bot_in_pulse {
-    type pulse
-    device "capsink.monitor"
-}
-"#;
-
-/// A user-mode PulseAudio with two null sinks, started in the child; killed on drop.
-struct Pulse;
-
-impl Pulse {
-    /// `None` (after printing why) when the tools are not installed.
-    fn start() -> Option<Self> {
-        let plugin = [
-            "/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so",
-            "/usr/lib/aarch64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so",
-            "/usr/lib/alsa-lib/libasound_module_pcm_pulse.so",
-            "/usr/lib64/alsa-lib/libasound_module_pcm_pulse.so",
-        ]
-        .iter()
-        .any(|p| Path::new(p).exists());
-        let tools = ["pulseaudio", "pactl"].iter().all(|t| {
-            Command::new(t)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-        if !plugin || !tools {
-            println!(
-                "SKIPPED: needs pulseaudio, pactl and ALSA's pulse plugin \
-                 (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
-            );
-            return None;
-        }
-        let socket = std::env::var("PULSE_SERVER").unwrap();
-        let socket = socket.trim_start_matches("unix:");
-        let status = Command::new("pulseaudio")
-            .args([
-                "-n",
-                "--daemonize=yes",
-                "--exit-idle-time=-1",
-                "--use-pid-file=yes",
-                "--log-target=stderr",
-                "--log-level=error",
-                "-L",
-                &format!("module-native-protocol-unix auth-anonymous=1 socket={socket}"),
-                "-L",
-                "module-null-sink sink_name=botsink rate=48000 channels=1",
-                "-L",
-                "module-null-sink sink_name=capsink rate=48000 channels=1",
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pulseaudio did not start");
-        for _ in 0..100 {
-            if Command::new("pactl")
-                .arg("info")
-                .output()
-                .is_ok_and(|o| o.status.success())
-            {
-                return Some(Self);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("pulseaudio did not answer");
-    }
-
-    fn unload_sinks(&self) {
-        let ok = Command::new("pactl")
-            .args(["unload-module", "module-null-sink"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        // Stops the daemon of this child's own XDG_RUNTIME_DIR (the one we started).
-        let _ = Command::new("pulseaudio").arg("--kill").status();
-    }
-}
-
-// ---- helpers ----
-
-fn wav(name: &str) -> Vec<f32> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("media")
-        .join(name);
-    let mut r = hound::WavReader::open(path).unwrap();
-    r.samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_default()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-/// Best correlation of `test` against `reference` for lags in 0..max_lag: coarse on 8×
-/// decimated signals, then refined at full rate.
-fn lagged_correlation(reference: &[f32], test: &[f32], max_lag: usize) -> (isize, f32) {
-    let dec = |x: &[f32]| -> Vec<f32> { x.chunks(8).map(|c| c.iter().sum::<f32>()).collect() };
-    let (r8, t8) = (dec(reference), dec(test));
-    let coarse = align(&r8, &t8, max_lag / 8).lag * 8;
-    let mut best = (coarse, -1.0f32);
-    for lag in coarse - 16..=coarse + 16 {
-        let (r, t) = overlap(reference, test, lag);
-        let c = correlation(r, t);
-        if c > best.1 {
-            best = (lag, c);
-        }
-    }
-    best
+/// Installed with `set_callback_hook`: counts the callback's thread while it runs.
+fn in_callback(entering: bool) {
+    counting_alloc::count_this_thread(entering);
 }
 
 fn room_with_caller() -> (Room, AppAudio) {
@@ -374,21 +127,19 @@ fn speech_flows_both_ways_through_a_paced_device() {
                     heard.extend_from_slice(&f.samples);
                 }
                 if t == 50 {
-                    ALLOCATIONS.store(0, Ordering::Relaxed);
-                    ARMED.store(true, Ordering::Relaxed);
                     handle.reset_peaks();
-                    armed_at = Some(handle.stats());
+                    armed_at = Some((handle.stats(), counting_alloc::shared()));
                 }
             }
-            ARMED.store(false, Ordering::Relaxed);
+            let (armed_at, counted_at) = armed_at.unwrap();
+            let allocations = counting_alloc::shared().since(counted_at).total();
             let stats = handle.stats();
-            let armed_at = armed_at.unwrap();
             println!("stats {stats:?}; last error {:?}", handle.last_error());
             println!(
                 "callback allocations while armed: {}; steady state (after 1 s): capture \
                  queue peak {} frames, playback reserve peak {} samples = {:.1} ms, standing \
                  (1 s minimum) peak {} samples = {:.1} ms",
-                ALLOCATIONS.load(Ordering::Relaxed),
+                allocations,
                 stats.capture_queued_max,
                 stats.playback_reserve_max,
                 stats.playback_reserve_max as f64 / 48.0,
@@ -397,11 +148,7 @@ fn speech_flows_both_ways_through_a_paced_device() {
             );
             assert!(stats.capture_callbacks > armed_at.capture_callbacks + 50);
             assert!(stats.playback_callbacks > armed_at.playback_callbacks + 50);
-            assert_eq!(
-                ALLOCATIONS.load(Ordering::Relaxed),
-                0,
-                "a callback allocated"
-            );
+            assert_eq!(allocations, 0, "a callback allocated");
             drop(handle);
 
             let played = read_f32(&home.join("played.raw"));
@@ -411,20 +158,10 @@ fn speech_flows_both_ways_through_a_paced_device() {
                 played.len() / FRAME_SAMPLES,
                 heard.len()
             );
-            // One-second excerpts of the source, found in what was played / heard.
+            // One-second excerpts of the source, found whole in what was played / heard.
             for (name, source, got) in [("played", &caller, &played), ("heard", &spoken, &heard)] {
-                let mut best = (0, 0.0f32);
-                for start in [48_000usize, 96_000, 144_000] {
-                    let excerpt = &source[start..start + 48_000];
-                    let window =
-                        &got[start.min(got.len())..(start + 48_000 + 96_000).min(got.len())];
-                    let (lag, c) = lagged_correlation(excerpt, window, 96_000);
-                    println!("{name}: excerpt at {start}: lag {lag}, correlation {c:.3}");
-                    if c > best.1 {
-                        best = (lag, c);
-                    }
-                }
-                assert!(best.1 > 0.9, "{name}: best correlation {}", best.1);
+                let (found, of) = excerpts_found(name, source, got, 0.9);
+                assert!(2 * found >= of, "{name}: {found} of {of} excerpts found");
             }
         },
     );

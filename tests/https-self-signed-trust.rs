@@ -19,6 +19,17 @@ async fn serve(tls: &TlsIdentity) -> HttpsServer {
         .expect("serve")
 }
 
+/// `GET /hello` on `server`.
+async fn get_hello(
+    client: &reqwest::Client,
+    server: &HttpsServer,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .get(format!("{}/hello", server.base_url()))
+        .send()
+        .await
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -37,11 +48,7 @@ async fn client_trusting_the_certificate_talks_to_the_server() {
     assert_ne!(server.local_addr().port(), 0);
     let client = https_client(&[tls.certificate().clone()]).expect("client");
 
-    let response = client
-        .get(format!("{}/hello", server.base_url()))
-        .send()
-        .await
-        .expect("request");
+    let response = get_hello(&client, &server).await.expect("request");
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.version(),
@@ -60,12 +67,9 @@ async fn client_trusting_the_certificate_talks_to_the_server() {
 async fn clients_without_the_certificate_are_refused() {
     let tls = TlsIdentity::self_signed_localhost().expect("certificate");
     let server = serve(&tls).await;
-    let url = format!("{}/hello", server.base_url());
 
     let plain = https_client(&[]).expect("client");
-    let err = plain
-        .get(&url)
-        .send()
+    let err = get_hello(&plain, &server)
         .await
         .expect_err("unknown issuer must be refused");
     let chain = error_chain(&err);
@@ -73,9 +77,7 @@ async fn clients_without_the_certificate_are_refused() {
 
     let stranger = TlsIdentity::self_signed_localhost().expect("another certificate");
     let wrong = https_client(&[stranger.certificate().clone()]).expect("client");
-    let err = wrong
-        .get(&url)
-        .send()
+    let err = get_hello(&wrong, &server)
         .await
         .expect_err("another self-signed cert is no trust");
     assert!(error_chain(&err).to_lowercase().contains("certificate"));
@@ -84,9 +86,7 @@ async fn clients_without_the_certificate_are_refused() {
     let other_names = TlsIdentity::self_signed(&["bot.example.com"]).expect("certificate");
     let server2 = serve(&other_names).await;
     let trusting = https_client(&[other_names.certificate().clone()]).expect("client");
-    let err = trusting
-        .get(format!("{}/hello", server2.base_url()))
-        .send()
+    let err = get_hello(&trusting, &server2)
         .await
         .expect_err("name mismatch");
     assert!(error_chain(&err).to_lowercase().contains("certificate"));
@@ -111,11 +111,7 @@ async fn pem_files_are_loaded() {
     assert_eq!(tls.certificate().as_ref(), generated.cert.der().as_ref());
     let server = serve(&tls).await;
     let client = https_client(&[tls.certificate().clone()]).expect("client");
-    let response = client
-        .get(format!("{}/hello", server.base_url()))
-        .send()
-        .await
-        .expect("request");
+    let response = get_hello(&client, &server).await.expect("request");
     assert_eq!(response.status(), 200);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -134,11 +130,7 @@ async fn ipv6_loopback_is_covered_by_the_default_certificate() {
         server.base_url()
     );
     let client = https_client(&[tls.certificate().clone()]).expect("client");
-    let response = client
-        .get(format!("{}/hello", server.base_url()))
-        .send()
-        .await
-        .expect("request");
+    let response = get_hello(&client, &server).await.expect("request");
     assert_eq!(response.status(), 200);
 }
 

@@ -5,10 +5,10 @@
 //! still correlates with the source. `push` and `pop` never allocate.
 //!
 //! Time is fabricated (`t0` plus durations); nothing sleeps. Seeds are fixed.
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,50 +19,8 @@ use mediabot::media::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, 
 use mediabot::media::packet::{AudioLevel, OpusPacket, RtpMeta, RtpPacket};
 use mediabot::netem::{GilbertElliott, Netem, NetemConfig};
 
-// ---- counting allocator (this thread only) ----
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: thread-locals may be gone while a thread shuts down.
-    let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only a
-// const-initialised thread-local, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
-}
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 // ---- the sender: real speech, real Opus ----
 
@@ -94,20 +52,7 @@ fn source() -> &'static Source {
 }
 
 fn load_source() -> Source {
-    let path = format!("{}/media/caller-48k.wav", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    let frames: Vec<AudioFrame> = pcm
-        .chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect();
+    let frames = mediabot::media::wav::media_frames("caller-48k.wav").expect("media file present");
     let config = EncoderConfig {
         inband_fec: true,
         expected_loss_pct: 10,
@@ -234,9 +179,8 @@ fn run(src: &Source, netem: NetemConfig, plan: &[(usize, NetemConfig)]) -> Run {
             let f = frame_of(&p);
             r.delivered[f] += 1;
             r.arrived_tick[f].get_or_insert(tick);
-            let before = allocs();
-            let outcome = jb.push(at, &p);
-            r.allocations += allocs() - before;
+            let (outcome, counted) = counting_alloc::count(|| jb.push(at, &p));
+            r.allocations += counted.total();
             match outcome {
                 PushOutcome::Accepted => r.accepted[f] += 1,
                 PushOutcome::Duplicate | PushOutcome::Late => {}
@@ -253,9 +197,8 @@ fn run(src: &Source, netem: NetemConfig, plan: &[(usize, NetemConfig)]) -> Run {
             continue;
         }
         let before_stats = *jb.stats();
-        let before = allocs();
-        let playout = jb.pop(t_tick);
-        r.allocations += allocs() - before;
+        let (playout, counted) = counting_alloc::count(|| jb.pop(t_tick));
+        r.allocations += counted.total();
         let out = match playout {
             Playout::Packet(p) => {
                 dec.decode(p.payload.as_slice(), &mut frame)

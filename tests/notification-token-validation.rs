@@ -3,14 +3,16 @@
 //! rotation costs exactly one JWKS refresh, garbage `kid`s cannot hammer the JWKS, and an
 //! unreachable JWKS at start is reported and recovered from without help.
 
+#[path = "support/identity_server.rs"]
+mod identity_server;
+
 use std::time::{Duration, SystemTime};
 
+use identity_server::IdentityServer;
 use mediabot::adapters::notification_auth::{
     KeySourceError, NotificationAuthConfig, NotificationAuthError, NotificationVerifier,
 };
-use mediabot::adapters::tls::{
-    HttpsServer, TlsIdentity, https_client, serve_https, serve_https_on,
-};
+use mediabot::adapters::tls::{HttpsServer, TlsIdentity, https_client, serve_https_on};
 use mediabot::emulator::identity::{IdentityService, identity_router};
 use mediabot::emulator::signing::{JwtSigner, NotificationClaims, unsigned_token};
 use serde_json::json;
@@ -25,23 +27,12 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let tls = TlsIdentity::self_signed_localhost().expect("certificate");
-    let identity = IdentityService::new().expect("keys");
-    let server = serve_https(
-        identity_router(identity.clone()),
-        ([127, 0, 0, 1], 0).into(),
-        &tls,
-    )
-    .await
-    .expect("serve");
-    let http = https_client(&[tls.certificate().clone()]).expect("client");
-    let url = format!("{}/v1/.well-known/OpenIdConfiguration", server.base_url());
-    let verifier =
-        NotificationVerifier::start(NotificationAuthConfig::new(APP_ID, &url), http).await;
+    let idp = IdentityServer::start().await;
+    let verifier = idp.verifier(APP_ID).await;
     assert_eq!(verifier.key_status(), Ok(1));
     Setup {
-        identity,
-        _server: server,
+        identity: idp.identity,
+        _server: idp.server,
         verifier,
     }
 }

@@ -5,7 +5,7 @@
 mod room_support;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mediabot::media::codec::{CodecBackend, EncoderConfig};
 use mediabot::media::frame::{AudioFrame, RTP_TICKS_PER_FRAME};
@@ -217,6 +217,59 @@ fn app_endpoint_hears_others_but_not_itself() {
     // Below the 0.9 of a steady stream: the leg switches between its own encoder (while it
     // talks) and the shared one, and each switch costs the far decoder a few milliseconds.
     assert!(c > 0.8, "{c} at {lag}");
+}
+
+#[test]
+fn echo_member_plays_its_source_back_after_the_delay() {
+    let ticks = 60;
+    let [a, b, _] = three_voices(ticks);
+    let mut room = room();
+    let (source, mut source_app) = Member::app_endpoint(MemberId(1), 4).unwrap();
+    room.add_member(source).unwrap();
+    let (other, mut other_app) = Member::app_endpoint(MemberId(2), 4).unwrap();
+    room.add_member(other).unwrap();
+    room.add_member(Member::echo(
+        MemberId(3),
+        MemberId(1),
+        Duration::from_millis(60),
+    ))
+    .unwrap();
+    // An echo of a member that is not in the room plays silence.
+    room.add_member(Member::echo(
+        MemberId(4),
+        MemberId(99),
+        Duration::from_millis(60),
+    ))
+    .unwrap();
+    let t0 = Instant::now();
+    let mut echoed = Vec::new();
+    for tick in 0..ticks {
+        source_app.send(&a[tick]);
+        other_app.send(&b[tick]);
+        room.tick(t0 + TICK * tick as u32);
+        echoed.push(room.member(MemberId(3)).unwrap().frame().samples);
+        let orphan = room.member(MemberId(4)).unwrap().frame();
+        assert!(orphan.samples.iter().all(|&s| s == 0.0), "tick {tick}");
+        while source_app.recv().is_some() {}
+        while other_app.recv().is_some() {}
+    }
+    // The source's own frames, exactly, three ticks late; never the other member's or the mix.
+    for (tick, frame) in echoed.iter().enumerate() {
+        let expected = if tick < 3 {
+            AudioFrame::silence().samples
+        } else {
+            a[tick - 3].samples
+        };
+        assert!(frame == &expected, "tick {tick}");
+    }
+    match room.member(MemberId(3)).unwrap().kind() {
+        MemberKind::Echo(echo) => {
+            assert_eq!(echo.frames(), ticks as u64);
+            assert_eq!(echo.delay().delay_ticks(), 3);
+            assert_eq!(echo.source(), MemberId(1));
+        }
+        other => panic!("not an echo: {other:?}"),
+    }
 }
 
 #[test]

@@ -1,18 +1,17 @@
 //! A loaded room ticks 1,000 times without allocating or freeing: three talkers (one losing
 //! every 7th packet, one sending RFC 6464 levels), three listeners, a looping prompt, an
-//! application endpoint, a recorder tap, a full output queue, and a member removed and added
-//! back mid-run.
+//! application endpoint, a recorder tap, an echo, a full output queue, and a member removed and
+//! added back mid-run.
 //!
 //! A counting global allocator counts allocations and frees made by this thread while the
 //! measurement runs. Packets are encoded before it starts (the far ends are not the room).
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 mod room_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
 use mediabot::media::frame::{AudioFrame, RTP_TICKS_PER_FRAME};
@@ -23,48 +22,8 @@ use mediabot::media::recorder::RecorderConfig;
 use mediabot::media::room::{MemberId, Room, RoomConfig, RoomId};
 use room_support::{TICK, leg, level_of, three_voices};
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static EVENTS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = EVENTS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 const TICKS: usize = 1_000;
 
@@ -114,6 +73,12 @@ fn loaded_room_ticks_without_allocating() {
         },
     );
     room.add_member(rec).unwrap();
+    room.add_member(Member::echo(
+        MemberId(23),
+        MemberId(1),
+        Duration::from_millis(200),
+    ))
+    .unwrap();
     let bot_voice = AudioFrame::silence();
 
     let t0 = Instant::now();
@@ -161,10 +126,8 @@ fn loaded_room_ticks_without_allocating() {
     };
     let mut parked = None;
     run(&mut room, 0, 200, &mut parked); // warm-up
-    COUNTING.with(|c| c.set(true));
-    run(&mut room, 200, 200 + TICKS, &mut parked);
-    COUNTING.with(|c| c.set(false));
-    let events = EVENTS.with(Cell::get);
+    let ((), counted) = counting_alloc::count(|| run(&mut room, 200, 200 + TICKS, &mut parked));
+    let events = counted.total();
     assert_eq!(events, 0, "{events} allocations or frees in {TICKS} ticks");
 
     // The run exercised what it claims to.
@@ -173,7 +136,7 @@ fn loaded_room_ticks_without_allocating() {
     assert!(st.shared_encodes > 0 && st.personal_encodes > 0, "{st:?}");
     assert!(st.concealments > 0 && st.output_dropped > 0, "{st:?}");
     assert_eq!(st.removed, 1);
-    assert_eq!(st.members, 9);
+    assert_eq!(st.members, 10);
 }
 
 #[test]

@@ -12,10 +12,10 @@
 //! shard thread after every tick) sets a const thread-local "armed" flag after the warm-up
 //! ticks and clears it after the measured ones; the allocator counts allocations,
 //! reallocations and frees made while the calling thread's flag is set.
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::thread;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use mediabot::adapters::shard::{ShardConfig, ShardId, ShardPool};
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusDecoder, OpusEncoder};
 use mediabot::media::endpoint::AppAudio;
-use mediabot::media::frame::{AudioFrame, FRAME_DURATION, FRAME_SAMPLES, RTP_TICKS_PER_FRAME};
+use mediabot::media::frame::{AudioFrame, FRAME_DURATION, RTP_TICKS_PER_FRAME};
 use mediabot::media::leg::{CallLegConfig, LegPort};
 use mediabot::media::member::Member;
 use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
@@ -36,56 +36,8 @@ use rtrb::Consumer;
 const WARMUP_TICKS: u64 = 100;
 const MEASURED_TICKS: u64 = 1_000;
 
-// ---- the counting allocator ----
-
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static FREES: AtomicU64 = AtomicU64::new(0);
-
-fn armed() -> bool {
-    // `try_with`: thread-locals may be gone while a thread shuts down.
-    ARMED.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; counting touches only a
-// const-initialised thread-local without destructor and static atomics, neither allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if armed() {
-            ALLOCS.fetch_add(1, SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if armed() {
-            ALLOCS.fetch_add(1, SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if armed() {
-            ALLOCS.fetch_add(1, SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if armed() {
-            FREES.fetch_add(1, SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 // ---- the shard-thread observer ----
 
@@ -97,11 +49,11 @@ static OBSERVED_ON_SHARD: AtomicBool = AtomicBool::new(false);
 fn observe(_shard: ShardId, ticks: u64) {
     if ticks == WARMUP_TICKS {
         OBSERVED_ON_SHARD.store(true, SeqCst);
-        let _ = ARMED.try_with(|a| a.set(true));
+        counting_alloc::count_this_thread(true);
     } else if ticks > WARMUP_TICKS && ticks <= WARMUP_TICKS + MEASURED_TICKS {
         MEASURED.fetch_add(1, SeqCst);
         if ticks == WARMUP_TICKS + MEASURED_TICKS {
-            let _ = ARMED.try_with(|a| a.set(false));
+            counting_alloc::count_this_thread(false);
             DONE.store(true, SeqCst);
         }
     }
@@ -114,19 +66,14 @@ fn media(name: &str) -> String {
 }
 
 fn encode_wav(name: &str) -> Vec<OpusPacket> {
-    let mut reader = hound::WavReader::open(media(name)).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
     let mut encoder =
         OpusEncoder::new(CodecBackend::default(), &EncoderConfig::default()).expect("encoder");
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .map(|c| {
-            let mut frame = AudioFrame::silence();
-            frame.copy_from_i16(c);
+    mediabot::media::wav::media_frames(name)
+        .expect("media file present")
+        .iter()
+        .map(|frame| {
             let mut p = OpusPacket::EMPTY;
-            encoder.encode(&frame, &mut p).expect("encode");
+            encoder.encode(frame, &mut p).expect("encode");
             p
         })
         .collect()
@@ -365,6 +312,7 @@ fn loaded_shard_thread_allocates_nothing_after_warm_up() {
     stop.store(true, SeqCst);
     let transport = transport.join().expect("transport thread");
     pool.shutdown().expect("clean shutdown");
+    let counted = counting_alloc::shared();
 
     // The measurement really ran on the shard thread, over the ticks it claims.
     assert!(OBSERVED_ON_SHARD.load(SeqCst));
@@ -389,8 +337,8 @@ fn loaded_shard_thread_allocates_nothing_after_warm_up() {
         transport.record_events,
         transport.app_frames,
         stats.rt_priority,
-        ALLOCS.load(SeqCst),
-        FREES.load(SeqCst),
+        counted.allocs,
+        counted.frees,
     );
     assert!(sent > 5 * MEASURED_TICKS, "sent {sent}");
     assert!(lost > MEASURED_TICKS / 2, "lost {lost}");
@@ -409,15 +357,16 @@ fn loaded_shard_thread_allocates_nothing_after_warm_up() {
     assert!(transport.app_frames > MEASURED_TICKS / 2);
     // The point of it all.
     assert_eq!(
-        ALLOCS.load(SeqCst),
-        0,
+        counted.allocs, 0,
         "allocations on the shard thread after warm-up"
     );
-    assert_eq!(
-        FREES.load(SeqCst),
-        0,
-        "frees on the shard thread after warm-up"
-    );
+    assert_eq!(counted.frees, 0, "frees on the shard thread after warm-up");
+    // The shared counter works: a thread that switched counting on is seen.
+    counting_alloc::count_this_thread(true);
+    drop(std::hint::black_box(vec![1u8; 64]));
+    counting_alloc::count_this_thread(false);
+    let after = counting_alloc::shared().since(counted);
+    assert!(after.allocs > 0 && after.frees > 0, "{after:?}");
 }
 
 impl Far {

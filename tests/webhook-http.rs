@@ -3,19 +3,23 @@
 //! Graph error body, 10 MiB → 413, malformed JSON → 400, legacy Skype body → 204, valid → 202
 //! with the batch in the driver's inbox, full inbox → 503 + Retry-After, status endpoint.
 
+#[path = "support/identity_server.rs"]
+mod identity_server;
+
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use identity_server::IdentityServer;
 use mediabot::adapters::call_records::CallRecords;
 use mediabot::adapters::driver::DriverInput;
 use mediabot::adapters::notification_auth::{NotificationAuthConfig, NotificationVerifier};
-use mediabot::adapters::tls::{HttpsServer, TlsIdentity, https_client, serve_https};
+use mediabot::adapters::tls::{HttpsServer, https_client};
 use mediabot::adapters::webhook::{DEFAULT_MAX_BODY, WebhookState, WebhookStats, router};
 use mediabot::call::{CallConfig, CallId, CallRecord, Calls};
-use mediabot::emulator::identity::{IdentityService, identity_router};
+use mediabot::emulator::identity::IdentityService;
 use mediabot::emulator::signing::{NotificationClaims, unsigned_token};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -34,19 +38,8 @@ struct Setup {
 }
 
 async fn setup(inbox_capacity: usize) -> Setup {
-    let tls = TlsIdentity::self_signed_localhost().expect("certificate");
-    let identity = IdentityService::new().expect("keys");
-    let jwks = serve_https(
-        identity_router(identity.clone()),
-        ([127, 0, 0, 1], 0).into(),
-        &tls,
-    )
-    .await
-    .expect("serve");
-    let http = https_client(&[tls.certificate().clone()]).expect("client");
-    let url = format!("{}/v1/.well-known/OpenIdConfiguration", jwks.base_url());
-    let verifier =
-        NotificationVerifier::start(NotificationAuthConfig::new(APP_ID, &url), http).await;
+    let idp = IdentityServer::start().await;
+    let verifier = idp.verifier(APP_ID).await;
     let (tx, rx) = mpsc::channel(inbox_capacity);
     let records = CallRecords::new(100);
     let stats = Arc::new(WebhookStats::default());
@@ -61,8 +54,8 @@ async fn setup(inbox_capacity: usize) -> Setup {
         "/api/calling",
     );
     Setup {
-        identity,
-        _jwks: jwks,
+        identity: idp.identity,
+        _jwks: idp.server,
         app,
         inbox: rx,
         records,

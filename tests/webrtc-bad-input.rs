@@ -84,21 +84,7 @@ async fn unusable_offers_are_typed_errors_and_leave_nothing_behind() {
         assert!(matches!(r, Err(TransportError::MalformedSdp(_))), "{r:?}");
     }
 
-    let mut settled = false;
-    for _ in 0..100 {
-        if alive_tasks() <= tasks0 && open_sockets() <= sockets0 {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        settled,
-        "tasks {tasks0} -> {}, sockets {sockets0} -> {}: {}",
-        alive_tasks(),
-        open_sockets(),
-        describe_sockets()
-    );
+    assert_settled(tasks0, sockets0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

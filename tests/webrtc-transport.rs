@@ -6,7 +6,9 @@ mod webrtc_support;
 
 use std::time::Duration;
 
-use mediabot::adapters::webrtc::{MediaEvent, MediaTransportConfig, SessionState};
+use mediabot::adapters::webrtc::{
+    FailureReason, MediaEvent, MediaTransport, MediaTransportConfig, SessionState,
+};
 use mediabot::media::analysis::{align, correlation, overlap};
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
 use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
@@ -184,23 +186,7 @@ async fn close_from(offerer_closes: bool) {
         other.session.close().await;
     }
     // Everything the pair started has ended and every socket is closed.
-    let mut settled = false;
-    for _ in 0..100 {
-        if alive_tasks() <= tasks0 && open_sockets() <= sockets0 {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        settled,
-        "tasks {} -> {}, sockets {} -> {}: {}",
-        tasks0,
-        alive_tasks(),
-        sockets0,
-        open_sockets(),
-        describe_sockets()
-    );
+    assert_settled(tasks0, sockets0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,4 +227,69 @@ async fn advertises_the_configured_public_address() {
         );
     }
     session.close().await;
+}
+
+/// A remote that vanishes without closing (its process gone: no DTLS close_notify, no more
+/// packets, its socket closed) ends the session with `Failed(IceFailed)` once the ICE timers
+/// run out — the default timers notice within about 5 s instead of webrtc-rs's 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_that_vanishes_fails_the_session_within_the_ice_timers() {
+    let _serial = serial().await;
+    let cfg = MediaTransportConfig::default();
+    let limit = cfg.ice_disconnected_timeout + cfg.ice_failed_timeout;
+    // The offerer lives on a runtime of its own on its own thread (its futures are not
+    // Send), which stops being driven mid-call and is then dropped: its tasks end without
+    // running any close, as if its process had died.
+    let transport = MediaTransport::new(cfg.clone());
+    let (offer_tx, offer_rx) = tokio::sync::oneshot::channel();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<String>();
+    let (vanish_tx, vanish_rx) = tokio::sync::oneshot::channel::<()>();
+    let t = transport.clone();
+    let remote = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let kept = rt.block_on(async move {
+            let (o_leg, o_ends, o_sig) = leg(OFFERER_SSRC);
+            let (offer, pending) = t.create_offer(o_leg).await.expect("offer");
+            offer_tx.send(offer).unwrap();
+            let answer = answer_rx.await.unwrap();
+            let session = pending.complete(&answer).await.expect("complete");
+            let _ = vanish_rx.await;
+            (session, o_ends, o_sig)
+        });
+        // Nothing drives the runtime any more; dropping it drops its tasks and sockets.
+        drop(rt);
+        drop(kept);
+    });
+    let offer = offer_rx.await.unwrap();
+    let (a_leg, mut a_ends, _a_sig) = leg(ANSWERER_SSRC);
+    let (answer, a_session) = transport.accept_offer(&offer, a_leg).await.expect("answer");
+    answer_tx.send(answer).unwrap();
+    assert_eq!(
+        next_event(&mut a_ends, Duration::from_secs(5)).await,
+        Some(MediaEvent::Connected)
+    );
+    // Let ICE consent checks pass a few times on the live pair first.
+    tokio::time::sleep(cfg.ice_keepalive_interval * 2).await;
+    assert_eq!(a_session.state(), SessionState::Connected);
+    // Connected on both sides; now the remote vanishes.
+    vanish_tx.send(()).unwrap();
+    let vanished = std::time::Instant::now();
+    let ev = next_event(&mut a_ends, limit + Duration::from_secs(15)).await;
+    let after = vanished.elapsed();
+    println!("vanished remote noticed after {after:?}: {ev:?}");
+    assert_eq!(ev, Some(MediaEvent::Failed(FailureReason::IceFailed)));
+    assert_eq!(
+        a_session.state(),
+        SessionState::Failed(FailureReason::IceFailed)
+    );
+    assert_eq!(a_session.stats().failure, Some(FailureReason::IceFailed));
+    // Not before the remote had been silent for the disconnected timeout.
+    assert!(after >= cfg.ice_disconnected_timeout, "{after:?}");
+    a_session.close().await;
+    tokio::task::spawn_blocking(move || remote.join().unwrap())
+        .await
+        .unwrap();
 }

@@ -17,6 +17,7 @@ use super::driver::{BotEvent, CallDriver, DriverInput, DriverStats};
 use super::graph_client::{GraphApi, GraphClient};
 use super::graph_token::{ClientCredentialsConfig, GraphTokenCache, TokenError};
 use super::notification_auth::{NotificationAuthConfig, NotificationVerifier};
+use super::tenant_tokens::TenantTokens;
 use super::tls::{HttpsServer, TlsError, TlsIdentity, https_client, serve_https};
 use super::webhook::{self, NotificationAuth, WebhookCounts, WebhookState, WebhookStats};
 
@@ -27,7 +28,9 @@ pub struct BotConfig {
     pub app_id: String,
     /// Client secret for the client-credentials grant.
     pub app_secret: String,
-    /// Tenant (informational; the token URL names it for the real service).
+    /// The configured tenant: its Graph token is prefetched and used for calls whose
+    /// notification names no other tenant; the token URL's path segment equal to it is
+    /// replaced by a call's own tenant (`tid`) to fetch that tenant's token.
     pub tenant_id: String,
     /// Graph base URL, e.g. `https://graph.microsoft.com/v1.0`.
     pub graph_base_url: String,
@@ -124,6 +127,7 @@ impl Bot {
             http.clone(),
         );
         tokens.prefetch().await?;
+        let tokens = TenantTokens::new(&cfg.tenant_id, tokens, http.clone());
         let verifier = NotificationVerifier::start(
             NotificationAuthConfig::new(&cfg.app_id, &cfg.openid_metadata_url),
             http.clone(),

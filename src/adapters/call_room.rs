@@ -2,23 +2,18 @@
 //! behaviour adds around it, the ring of the call's egress, and counters the host can read.
 //!
 //! Each tick, on the shard thread:
-//! 1. if the call echoes, the echo endpoint gets the caller's voice from `delay` ago
-//!    ([`EchoDelay::output`]);
-//! 2. the room ticks (the call leg decodes, prompt / echo / leg are mixed, the leg's packet is
-//!    queued for the transport, the recorder tap reports);
-//! 3. the caller leg's decoded frame goes into the echo line, and the echo endpoint's own
-//!    input (what it "hears") is discarded;
-//! 4. the leg's counters are published to [`CallCounters`] (relaxed atomic stores);
-//! 5. the call's [`EgressSignal`] is rung, so the packet is written at once.
+//! 1. the room ticks (the call leg decodes, prompt / echo / leg are mixed, the leg's packet is
+//!    queued for the transport, the recorder tap reports, the echo member takes the caller's
+//!    decoded frame — see [`crate::media::echo::EchoMember`]);
+//! 2. the leg's and the echo's counters are published to [`CallCounters`] (relaxed atomic
+//!    stores);
+//! 3. the call's [`EgressSignal`] is rung, so the packet is written at once.
 //!
 //! The room ticks at its own start (one clock reading per room, not the shard's reading
 //! for the whole tick), so the outbound packet's `arrival` stamp is the moment this room's
 //! frame is mixed and encoded: the egress's `queue_to_write` histogram measures frame ready
 //! → `write_rtp`, without the rooms ticked before this one on the same shard (that time is
 //! counted on the inbound side, packet in → decoded frame ready, bounded by the tick cost).
-//!
-//! The echo is fed from the **caller's own decoded frame**, not from the mix, so the bot
-//! echoes the caller and never its own greeting.
 //!
 //! # Realtime Safety
 //! [`CallRoom::new`] allocates (off-shard). [`ShardRoom::tick`] copies frames in place, stores
@@ -30,8 +25,6 @@ use std::time::Instant;
 
 use super::shard::ShardRoom;
 use super::webrtc::EgressSignal;
-use crate::media::echo::EchoDelay;
-use crate::media::endpoint::AppAudio;
 use crate::media::member::{Member, MemberKind};
 use crate::media::room::{MemberId, Room, RoomId};
 
@@ -71,7 +64,7 @@ pub struct CallRoomStats {
     pub packets_sent: u64,
     /// Packets dropped because the transport's queue was full.
     pub output_dropped: u64,
-    /// Frames the echo endpoint was given.
+    /// Frames the echo member played.
     pub echo_frames: u64,
 }
 
@@ -93,31 +86,23 @@ impl CallCounters {
     }
 }
 
-/// The echo of a call: the delay line and the application side of the endpoint that plays it.
-#[derive(Debug)]
-pub struct Echo {
-    /// The delay line.
-    pub delay: EchoDelay,
-    /// The endpoint's application side (the endpoint member is in the room).
-    pub audio: AppAudio,
-}
-
 /// One call's room as its shard ticks it.
 #[derive(Debug)]
 pub struct CallRoom {
     room: Room,
     leg: MemberId,
-    echo: Option<Echo>,
+    echo: Option<MemberId>,
     egress: EgressSignal,
     counters: Arc<CallCounters>,
 }
 
 impl CallRoom {
-    /// Wraps `room`, whose caller leg is member `leg`. Returns the room and its counters.
+    /// Wraps `room`, whose caller leg is member `leg` and whose echo (if any) is member `echo`.
+    /// Returns the room and its counters.
     pub fn new(
         room: Room,
         leg: MemberId,
-        echo: Option<Echo>,
+        echo: Option<MemberId>,
         egress: EgressSignal,
     ) -> (Self, Arc<CallCounters>) {
         let counters = Arc::new(CallCounters::default());
@@ -141,6 +126,13 @@ impl CallRoom {
     fn publish(&self) {
         let c = &self.counters;
         c.ticks.store(self.room.stats().ticks, Relaxed);
+        if let Some(MemberKind::Echo(echo)) = self
+            .echo
+            .and_then(|id| self.room.member(id))
+            .map(Member::kind)
+        {
+            c.echo_frames.store(echo.frames(), Relaxed);
+        }
         let Some(MemberKind::CallLeg(leg)) = self.room.member(self.leg).map(Member::kind) else {
             return;
         };
@@ -171,19 +163,7 @@ impl ShardRoom for CallRoom {
         // packet it queues is stamped (`arrival`) when this room's frame is mixed and encoded,
         // not when the shard woke: `queue_to_write` then measures frame ready → `write_rtp`.
         let now = now.max(Instant::now());
-        if let Some(echo) = &mut self.echo
-            && echo.audio.send(echo.delay.output())
-        {
-            self.counters.echo_frames.fetch_add(1, Relaxed);
-        }
         self.room.tick(now);
-        if let Some(echo) = &mut self.echo {
-            match self.room.member(self.leg) {
-                Some(leg) => echo.delay.push(leg.frame()),
-                None => echo.delay.push(&crate::media::frame::AudioFrame::SILENCE),
-            }
-            while echo.audio.recv().is_some() {}
-        }
         self.publish();
         self.egress.notify();
     }

@@ -5,8 +5,13 @@
 //! [`Calls`]; then drains `poll_output`: each [`ApiCommand`](crate::call::ApiCommand) is executed on its own task by the
 //! [`GraphApi`] (its outcome comes back as an event), each [`CallEvent`] updates the call's
 //! [`CallRecord`], goes to the application's `on_event`, and is broadcast to subscribers.
+//! The application's decision future is polled once in the driver's turn: a decision that is
+//! ready at once is applied there (no task, no channel hop before the answer request goes
+//! out); a pending one runs on its own task and comes back over a channel.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -78,6 +83,9 @@ pub struct CallDriver {
     records: CallRecords,
     events: broadcast::Sender<BotEvent>,
     stats: Arc<Mutex<DriverStats>>,
+    /// Each call's tenant: the incoming notification token's `tid`, else the call
+    /// resource's `tenantId`. Graph commands for the call use a token of this tenant.
+    tenants: HashMap<CallId, String>,
 }
 
 impl CallDriver {
@@ -105,6 +113,7 @@ impl CallDriver {
             records,
             events,
             stats,
+            tenants: HashMap::new(),
         }
     }
 
@@ -117,13 +126,7 @@ impl CallDriver {
                     Some(input) => self.on_input(input),
                     None => break,
                 },
-                Some((id, decision)) = self.decisions_rx.recv() => {
-                    let now = clock::now();
-                    if let Err(error) = self.calls.decide(now, &id, decision) {
-                        tracing::warn!(call_id = %id, %error, "application decision not sent");
-                        self.with_stats(|s| s.late_decisions += 1);
-                    }
-                }
+                Some((id, decision)) = self.decisions_rx.recv() => self.apply_decision(&id, decision),
                 Some((request, outcome)) = self.done_rx.recv() => {
                     if let Err(error) = &outcome {
                         tracing::info!(call_id = %request.call_id, seq = request.seq, %error, "graph request failed");
@@ -142,9 +145,9 @@ impl CallDriver {
         match input {
             DriverInput::Notifications {
                 received,
-                tenant: _,
+                tenant,
                 batch,
-            } => self.on_notifications(received, batch),
+            } => self.on_notifications(received, tenant.as_deref(), batch),
             DriverInput::HangUp { call_id, reply } => {
                 let result = self.calls.hang_up(clock::now(), &call_id);
                 let _ = reply.send(result);
@@ -152,10 +155,15 @@ impl CallDriver {
         }
     }
 
-    fn on_notifications(&mut self, received: Instant, batch: CommsNotifications) {
+    fn on_notifications(
+        &mut self,
+        received: Instant,
+        tenant: Option<&str>,
+        batch: CommsNotifications,
+    ) {
         let now = clock::now();
         for n in batch.value {
-            if let Some(id) = self.route(now, received, n) {
+            if let Some(id) = self.route(now, received, tenant, n) {
                 // Keeps the snapshot current even when nothing was emitted (e.g. the
                 // resultInfo of a call that had already failed).
                 self.snapshot(&id);
@@ -164,7 +172,13 @@ impl CallDriver {
     }
 
     /// Feeds one notification to the calls table; returns the call it was about.
-    fn route(&mut self, now: Instant, received: Instant, n: CommsNotification) -> Option<CallId> {
+    fn route(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        tenant: Option<&str>,
+        n: CommsNotification,
+    ) -> Option<CallId> {
         let Some(id) = n.call_id() else {
             self.calls.count(Disposition::Ignored);
             return None;
@@ -196,6 +210,12 @@ impl CallDriver {
             _ if is_incoming => {
                 let pbr = is_policy_recording(&call);
                 if self.calls.handle_incoming(received, id.clone(), pbr) == Disposition::NewCall {
+                    let tenant = tenant
+                        .or(call.tenant_id.as_deref())
+                        .filter(|t| !t.is_empty());
+                    if let Some(t) = tenant {
+                        self.tenants.insert(id.clone(), t.to_owned());
+                    }
                     self.ask_application(id.clone(), call, received);
                 }
             }
@@ -221,7 +241,15 @@ impl CallDriver {
         incoming.deadline = c.deadline();
         incoming.decide_by = c.decide_by();
         let give_up = c.deadline() + Duration::from_secs(1);
-        let future = self.handler.on_incoming(incoming);
+        let mut future = self.handler.on_incoming(incoming);
+        // An application that decides at once (a ready future, like the demo handler's) has
+        // its decision applied in this turn: no task and no channel hop before the answer
+        // request is issued. A pending future is polled again, with its task's waker, below.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(decision) = future.as_mut().poll(&mut cx) {
+            self.apply_decision(&id, decision);
+            return;
+        }
         let tx = self.decisions_tx.clone();
         tokio::spawn(async move {
             // A handler that never decides is dropped after the deadline.
@@ -230,6 +258,13 @@ impl CallDriver {
                 let _ = tx.send((id, decision));
             }
         });
+    }
+
+    fn apply_decision(&mut self, id: &CallId, decision: Decision) {
+        if let Err(error) = self.calls.decide(clock::now(), id, decision) {
+            tracing::warn!(call_id = %id, %error, "application decision not sent");
+            self.with_stats(|s| s.late_decisions += 1);
+        }
     }
 
     fn drain(&mut self) {
@@ -242,7 +277,8 @@ impl CallDriver {
                     let graph = Arc::clone(&self.graph);
                     let tx = self.done_tx.clone();
                     let request = command.request().clone();
-                    let future = graph.execute(command);
+                    let tenant = self.tenants.get(command.call_id()).map(String::as_str);
+                    let future = graph.execute_for(tenant, command);
                     tokio::spawn(async move {
                         let outcome = future.await;
                         let _ = tx.send((request, outcome));
@@ -263,6 +299,9 @@ impl CallDriver {
 
     fn on_event(&mut self, event: CallEvent) {
         self.snapshot(event.call_id());
+        if let CallEvent::Removed { call_id } = &event {
+            self.tenants.remove(call_id);
+        }
         match &event {
             CallEvent::Failed { call_id, failure } => {
                 tracing::error!(%call_id, %failure, "call marked failed");

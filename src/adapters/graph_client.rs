@@ -3,14 +3,18 @@
 //! - One `reqwest::Client` (built by `tls::https_client`, so it trusts the emulator's
 //!   certificate when told to), built once.
 //! - `Authorization: Bearer` from an [`AccessTokenSource`] (the client-credentials cache,
-//!   prefetched at start so the first answer does not pay for a token), a fresh
-//!   `client-request-id` per request.
+//!   prefetched at start so the first answer does not pay for a token; per tenant with
+//!   [`TenantTokens`](super::tenant_tokens::TenantTokens): a command runs with a token of
+//!   its call's tenant), a fresh `client-request-id` per request.
 //! - Errors become a typed [`GraphApiError`] `{ status, code, message, retry }`: 429/503/504
 //!   honour `Retry-After` (seconds, possibly fractional, or an HTTP-date), other 5xx and
 //!   transport errors ask for backoff, other 4xx are never retried.
-//! - The client does **not** retry or sleep: the call state machine schedules retries as
-//!   `poll_timeout` values and never past the call's deadline. A request with a deadline gets
-//!   a reqwest timeout that ends at the deadline.
+//! - The client does **not** retry throttling or server errors, nor sleep: the call state
+//!   machine schedules those retries as `poll_timeout` values and never past the call's
+//!   deadline. A request with a deadline gets a reqwest timeout that ends at the deadline.
+//! - The one retry here is for 401 (`InvalidAuthenticationToken`): the cached token was
+//!   refused (revoked, signing-key rollover), so it is dropped and the request is sent once
+//!   more with a freshly fetched token.
 
 use std::fmt;
 use std::future::Future;
@@ -34,15 +38,48 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait GraphApi: Send + Sync + fmt::Debug {
     /// Sends one command and reports its outcome. Never retries, never sleeps.
     fn execute(&self, command: ApiCommand) -> BoxFuture<'static, ApiOutcome>;
+
+    /// Sends one command on behalf of the call's `tenant` (the incoming notification's
+    /// verified `tid`; `None` = the configured tenant). The default ignores the tenant.
+    fn execute_for(
+        &self,
+        tenant: Option<&str>,
+        command: ApiCommand,
+    ) -> BoxFuture<'static, ApiOutcome> {
+        let _ = tenant;
+        self.execute(command)
+    }
 }
 
 /// Where bearer tokens for Graph come from (the client-credentials cache).
 pub trait AccessTokenSource: Send + Sync + fmt::Debug {
     /// A valid access token, from cache when possible.
     fn access_token(&self) -> BoxFuture<'_, Result<String, GraphApiError>>;
+
+    /// A valid access token for `tenant` (`None` = the configured tenant). The default
+    /// ignores the tenant (single-tenant sources).
+    fn access_token_for<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, GraphApiError>> {
+        let _ = tenant;
+        self.access_token()
+    }
+
+    /// Graph answered 401 to `token` (for `tenant`): drop it from the cache so the next
+    /// request fetches a new one. The default does nothing (sources without a cache).
+    fn token_rejected(&self, tenant: Option<&str>, token: &str) {
+        let _ = (tenant, token);
+    }
 }
 
 impl AccessTokenSource for GraphTokenCache {
+    fn token_rejected(&self, _tenant: Option<&str>, token: &str) {
+        if self.invalidate(token) {
+            tracing::warn!("Graph refused the cached access token (401): fetching a new one");
+        }
+    }
+
     fn access_token(&self) -> BoxFuture<'_, Result<String, GraphApiError>> {
         Box::pin(async move {
             self.get()
@@ -107,31 +144,49 @@ impl GraphClient {
         }
     }
 
-    /// Sends one command (no retry). Requests with a deadline time out at the deadline.
+    /// Sends one command with a token of the configured tenant. Requests with a deadline time
+    /// out at the deadline. The only retry is the one after a 401 (see [`Self::send_for`]).
     pub async fn send(&self, command: &ApiCommand) -> ApiOutcome {
-        let timeout = match command.deadline() {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(clock::now());
-                if left.is_zero() {
-                    return Err(local_error("timeout", "the call's deadline has passed"));
-                }
-                Some(left)
-            }
-            None => None,
-        };
-        let token = self.tokens.access_token().await?;
+        self.send_for(None, command).await
+    }
+
+    /// Sends one command with a token of `tenant` (`None` = the configured one). Throttling
+    /// and server errors are not retried here (the call state machine schedules those); a
+    /// 401 means the cached token is no longer accepted (revoked, key rollover), so it is
+    /// dropped and the request is sent once more with a new token, inside the same deadline.
+    pub async fn send_for(&self, tenant: Option<&str>, command: &ApiCommand) -> ApiOutcome {
         let url = self.url_for(command);
-        let mut request = match command {
-            ApiCommand::Delete { .. } => self.http.delete(&url),
-            _ => self.http.post(&url).json(&request_body(command)),
+        let mut retried = false;
+        let response = loop {
+            let left = match command.deadline() {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(clock::now());
+                    if left.is_zero() {
+                        return Err(local_error("timeout", "the call's deadline has passed"));
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            let token = self.tokens.access_token_for(tenant).await?;
+            let mut request = match command {
+                ApiCommand::Delete { .. } => self.http.delete(&url),
+                _ => self.http.post(&url).json(&request_body(command)),
+            };
+            request = request
+                .bearer_auth(&token)
+                .header("client-request-id", uuid::Uuid::new_v4().to_string());
+            if let Some(t) = left {
+                request = request.timeout(t);
+            }
+            let response = request.send().await.map_err(transport_error)?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && !retried {
+                retried = true;
+                self.tokens.token_rejected(tenant, &token);
+                continue;
+            }
+            break response;
         };
-        request = request
-            .bearer_auth(token)
-            .header("client-request-id", uuid::Uuid::new_v4().to_string());
-        if let Some(t) = timeout {
-            request = request.timeout(t);
-        }
-        let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -151,6 +206,16 @@ impl GraphApi for GraphClient {
     fn execute(&self, command: ApiCommand) -> BoxFuture<'static, ApiOutcome> {
         let client = self.clone();
         Box::pin(async move { client.send(&command).await })
+    }
+
+    fn execute_for(
+        &self,
+        tenant: Option<&str>,
+        command: ApiCommand,
+    ) -> BoxFuture<'static, ApiOutcome> {
+        let client = self.clone();
+        let tenant = tenant.map(str::to_owned);
+        Box::pin(async move { client.send_for(tenant.as_deref(), &command).await })
     }
 }
 

@@ -223,6 +223,23 @@ impl GraphTokenCache {
         Ok(token)
     }
 
+    /// Drops the cached token if it is `rejected` (Graph answered 401 to it), so the next
+    /// [`Self::get`] fetches a new one. A different cached token (already replaced by a
+    /// concurrent caller) is kept. True if the token was dropped.
+    pub fn invalidate(&self, rejected: &str) -> bool {
+        let mut token = self
+            .inner
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if token.as_ref().is_some_and(|t| t.as_str() == rejected) {
+            *token = None;
+            true
+        } else {
+            false
+        }
+    }
+
     /// How many token requests were sent since creation.
     pub fn fetch_count(&self) -> u64 {
         self.inner.fetches.load(Ordering::Relaxed)

@@ -17,6 +17,10 @@
 //!    it first, the call is told: the bot hangs up.
 //!
 //! What happened to each call's media is kept ([`MediaBot::media_outcome`]) for reports.
+//!
+//! With a local participant ([`MediaHostConfig::local`], e.g. a sound device from
+//! [`crate::adapters::local_participant::sound_device`]) the person at this machine joins the
+//! oldest connected call and moves on when it ends ([`MediaBot::local_call`] says where).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +38,7 @@ use super::bot::{Bot, BotConfig, BotError, BotHandle};
 use super::call_handler::CallHandler;
 use super::demo_handler::{DemoAction, DemoHandler, DemoHandlerConfig};
 use super::graph_client::BoxFuture;
+use super::local_participant::LocalError;
 use super::media_handler::MediaCallHandler;
 use super::media_host::{
     BehaviourConfig, CallBehaviour, EndReason, MediaHost, MediaHostConfig, MediaHostError,
@@ -111,6 +116,9 @@ pub enum MediaBotError {
     /// The greeting could not be loaded.
     #[error("greeting: {0}")]
     Greeting(String),
+    /// The local participant (`--device`) could not be set up.
+    #[error("{0}")]
+    Local(#[from] LocalError),
 }
 
 /// What became of one call's media, as the host reported it.
@@ -128,6 +136,10 @@ pub struct MediaOutcome {
     pub last_stats: Option<SessionStats>,
     /// DTMF events received.
     pub dtmf: u64,
+    /// The local participant (a sound device) was in this call: its description.
+    pub local: Option<String>,
+    /// The local participant could not join this call, or failed during it: why.
+    pub local_error: Option<String>,
 }
 
 /// Keeps each call's last media statistics as the call ends (before the wrapped
@@ -208,6 +220,8 @@ static EMPTY: MediaOutcome = MediaOutcome {
     recording: None,
     last_stats: None,
     dtmf: 0,
+    local: None,
+    local_error: None,
 };
 
 /// A running media bot.
@@ -315,6 +329,11 @@ impl MediaBot {
         &self.media_certificate
     }
 
+    /// The call the local participant is in, if any.
+    pub fn local_call(&self) -> Option<CallId> {
+        self.host.local_call()
+    }
+
     /// What became of `call_id`'s media so far.
     pub fn media_outcome(&self, call_id: &CallId) -> Option<MediaOutcome> {
         self.shared.lock().get(call_id).cloned()
@@ -387,6 +406,12 @@ async fn watch_media(
                     o.ended = Some(reason);
                     o.recording = recording;
                 }
+                SessionEvent::LocalJoined(what) => o.local = Some(what),
+                SessionEvent::LocalFailed(why) => o.local_error = Some(why),
+                SessionEvent::LocalLeft { lost: true } => {
+                    o.local_error = Some("the local participant failed during the call".into());
+                }
+                SessionEvent::LocalLeft { lost: false } => {}
                 SessionEvent::Media(MediaEvent::Failed(_) | MediaEvent::Closed)
                 | SessionEvent::NegotiationFailed(_)
                 | SessionEvent::Expired => {}

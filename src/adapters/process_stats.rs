@@ -13,8 +13,10 @@ pub struct ProcessSample {
     pub at: Instant,
     /// User + system CPU time so far.
     pub cpu: Duration,
-    /// Resident set size, bytes.
+    /// Resident set size, bytes (`VmRSS`).
     pub rss_bytes: u64,
+    /// Anonymous resident memory, bytes (`RssAnon`: heap, stacks; no mapped binary pages).
+    pub rss_anon_bytes: u64,
     /// Threads.
     pub threads: u64,
 }
@@ -23,14 +25,24 @@ impl ProcessSample {
     /// Reads `/proc/self/stat` and `/proc/self/status`; `None` when they cannot be read
     /// (not Linux, or `/proc` not mounted).
     pub fn now() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        Self::read("/proc/self")
+    }
+
+    /// Reads another process's counters (`/proc/<pid>`), e.g. a bot running beside
+    /// `mediabot load`; `None` when it is gone or unreadable.
+    pub fn of_pid(pid: u32) -> Option<Self> {
+        Self::read(&format!("/proc/{pid}"))
+    }
+
+    fn read(dir: &str) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
         // Fields after the command name, which is in parentheses and may hold spaces.
         let rest = &stat[stat.rfind(')')? + 1..];
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of the line, 12 and 13 after `) state`.
         let utime: u64 = fields.get(11)?.parse().ok()?;
         let stime: u64 = fields.get(12)?.parse().ok()?;
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
         let kib = |key: &str| -> Option<u64> {
             status
                 .lines()
@@ -44,6 +56,7 @@ impl ProcessSample {
             at: Instant::now(),
             cpu: Duration::from_secs_f64((utime + stime) as f64 / USER_HZ),
             rss_bytes: kib("VmRSS:")? * 1024,
+            rss_anon_bytes: kib("RssAnon:").unwrap_or(0) * 1024,
             threads: kib("Threads:")?,
         })
     }
@@ -107,6 +120,55 @@ pub fn open_udp_sockets() -> Option<usize> {
     Some(n)
 }
 
+/// The process listening on TCP `port` (any local address), found through
+/// `/proc/net/tcp{,6}` and the `/proc/<pid>/fd` links of the processes we may read; `None`
+/// when no readable process listens there. For `mediabot load --bot` against a bot on this
+/// machine.
+pub fn tcp_listener_pid(port: u16) -> Option<u32> {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // Columns: sl local_address rem_address st … inode (0-based 9); LISTEN is 0A.
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port)
+                && f.get(3) == Some(&"0A")
+                && let Some(inode) = f.get(9).and_then(|i| i.parse::<u64>().ok())
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    l.to_string_lossy()
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .any(|i| inodes.contains(&i))
+        })
+}
+
 /// CPU cores available to this process.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -130,6 +192,10 @@ mod tests {
     fn reads_its_own_process() {
         let a = ProcessSample::now().expect("/proc/self on Linux");
         assert!(a.rss_bytes > 0 && a.threads >= 1);
+        assert!(a.rss_anon_bytes > 0 && a.rss_anon_bytes <= a.rss_bytes);
+        let by_pid = ProcessSample::of_pid(std::process::id()).expect("/proc/<pid>");
+        assert!(by_pid.rss_bytes > 0 && by_pid.threads >= 1);
+        assert!(ProcessSample::of_pid(u32::MAX).is_none());
         // Burn a little CPU so the next reading can only be later and not smaller.
         let mut x = 0u64;
         for i in 0..2_000_000u64 {
@@ -146,5 +212,10 @@ mod tests {
         assert!(open_udp_sockets().expect("udp") >= 1);
         drop(socket);
         assert!(cores() >= 1);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert_eq!(tcp_listener_pid(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(tcp_listener_pid(port), None);
     }
 }

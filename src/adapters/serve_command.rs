@@ -9,8 +9,12 @@
 //!                [--cert PEM --key PEM] [--trust PEM]…
 //!                [--media-listen ADDR] [--media-public-url URL]
 //!                [--greeting WAV | --no-greeting] [--echo-delay-ms MS]
-//!                [--record-dir DIR | --no-record]
+//!                [--record-dir DIR | --no-record] [--device [NAME]]
 //! ```
+//!
+//! `--device` (feature `device`) puts the person at this machine into the calls through a
+//! sound device, one call at a time ([`crate::adapters::local_participant`]); without the
+//! feature it fails at once, saying how to rebuild.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use rustls::pki_types::pem::PemObject;
 
 use super::bot::{BotConfig, BotError};
 use super::graph_token::entra_token_url;
+use super::local_participant::sound_device;
 use super::media_bot::{MediaBot, MediaBotConfig, MediaBotError};
 use super::notification_auth::SKYPE_OPENID_METADATA_URL;
 use super::tls::{TlsError, TlsIdentity};
@@ -83,6 +88,13 @@ pub struct ServeArgs {
     /// Do not record.
     #[arg(long)]
     pub no_record: bool,
+    /// Put the person at this machine into the calls through a sound device (feature
+    /// `device`): the default input and output, or the device NAME (exact name, else the
+    /// first whose name or description contains NAME, ignoring case; `mediabot devices`
+    /// lists them). One call at a time: the oldest connected call; when it ends the device
+    /// moves to the next oldest, or waits for the next call.
+    #[arg(long, value_name = "NAME", num_args = 0..=1)]
+    pub device: Option<Option<String>>,
 }
 
 impl ServeArgs {
@@ -132,12 +144,21 @@ impl ServeArgs {
         media.behaviour.echo_delay =
             (self.echo_delay_ms > 0).then(|| Duration::from_millis(self.echo_delay_ms));
         media.behaviour.record_dir = (!self.no_record).then(|| self.record_dir.clone());
+        if let Some(name) = &self.device {
+            media.media.local = Some(sound_device(name.as_deref())?);
+        }
+        let local = media.media.local.as_ref().map(|l| l.describe());
         let bot = MediaBot::start(media).await?;
         println!(
             "mediabot serving; calling webhook: {}; media negotiation: {}",
             bot.bot().webhook_url(),
             bot.media_url()
         );
+        if let Some(local) = local {
+            println!(
+                "{local} joins the oldest connected call, one call at a time (logged as it moves)"
+            );
+        }
         let _ = tokio::signal::ctrl_c().await;
         bot.shutdown(Duration::from_secs(2)).await;
         Ok(())

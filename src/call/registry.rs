@@ -5,8 +5,13 @@
 //! notifications, and removes terminated calls after a grace period. Same drain rule as
 //! [`Call`]: after any input, drain [`Calls::poll_output`] to `None` and re-read
 //! [`Calls::poll_timeout`].
+//!
+//! Timers are kept in a deadline index (each call's earliest [`Call::poll_timeout`], ordered
+//! by instant then id), re-read after every input that reaches a call, so
+//! [`Calls::poll_timeout`] is O(1) and [`Calls::handle_timeout`] touches only the calls that
+//! are due: O(k log n) for k due calls among n, however many calls are up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +29,10 @@ use crate::graph::CallId;
 pub struct Calls {
     cfg: Arc<CallConfig>,
     calls: HashMap<CallId, Call>,
+    /// Each call's earliest timer, as indexed: `(at, id)` is in `deadlines` exactly when
+    /// `indexed[id] == at`.
+    deadlines: BTreeSet<(Instant, CallId)>,
+    indexed: HashMap<CallId, Instant>,
     ready: VecDeque<CallId>,
     removed: VecDeque<CallOutput>,
     stats: CallsStats,
@@ -69,6 +78,8 @@ impl Calls {
         Self {
             cfg: Arc::new(cfg),
             calls: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            indexed: HashMap::new(),
             ready: VecDeque::new(),
             removed: VecDeque::new(),
             stats: CallsStats::default(),
@@ -95,6 +106,7 @@ impl Calls {
         self.stats.incoming += 1;
         let call = Call::incoming(now, id.clone(), policy_recording, Arc::clone(&self.cfg));
         self.calls.insert(id.clone(), call);
+        self.reindex(&id);
         self.ready.push_back(id);
         Disposition::NewCall
     }
@@ -117,6 +129,7 @@ impl Calls {
             StateDisposition::Stale => Disposition::Stale,
         };
         self.count(disposition);
+        self.reindex(id);
         self.ready.push_back(id.clone());
         disposition
     }
@@ -144,6 +157,7 @@ impl Calls {
             .get_mut(id)
             .ok_or_else(|| CallError::UnknownCall(id.clone()))?;
         let result = call.decide(now, decision);
+        self.reindex(id);
         self.ready.push_back(id.clone());
         result
     }
@@ -155,6 +169,7 @@ impl Calls {
             .get_mut(id)
             .ok_or_else(|| CallError::UnknownCall(id.clone()))?;
         let result = call.hang_up(now);
+        self.reindex(id);
         self.ready.push_back(id.clone());
         result
     }
@@ -164,31 +179,33 @@ impl Calls {
     pub fn handle_api_outcome(&mut self, now: Instant, request: &RequestId, outcome: ApiOutcome) {
         if let Some(call) = self.calls.get_mut(&request.call_id) {
             call.handle_api_outcome(now, request, outcome);
+            self.reindex(&request.call_id);
             self.ready.push_back(request.call_id.clone());
         }
     }
 
-    /// Runs every call's due timers and removes calls whose grace period is over.
+    /// Runs the due timers of every call whose earliest timer is at or before `now`, and
+    /// removes calls whose grace period is over. Only due calls are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut gone = Vec::new();
-        for (id, call) in &mut self.calls {
+        while let Some((at, _)) = self.deadlines.first()
+            && *at <= now
+        {
+            // `first` just returned an entry, so there is one to pop.
+            let Some((_, id)) = self.deadlines.pop_first() else {
+                break;
+            };
+            self.indexed.remove(&id);
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
             if call.poll_timeout().is_some_and(|t| t <= now) {
                 call.handle_timeout(now);
                 self.ready.push_back(id.clone());
             }
             if call.is_removable(now) {
-                gone.push(id.clone());
-            }
-        }
-        for id in gone {
-            if let Some(mut call) = self.calls.remove(&id) {
-                // Whatever the call still had queued goes out before its removal.
-                while let Some(out) = call.poll_output() {
-                    self.removed.push_back(out);
-                }
-                self.stats.removed += 1;
-                self.removed
-                    .push_back(CallOutput::Event(CallEvent::Removed { call_id: id }));
+                self.remove(id);
+            } else {
+                self.reindex(&id);
             }
         }
     }
@@ -196,7 +213,7 @@ impl Calls {
     /// The earliest instant any call has work. Changes after any input.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls.values().filter_map(Call::poll_timeout).min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// The next output of any call.
@@ -204,6 +221,9 @@ impl Calls {
     pub fn poll_output(&mut self) -> Option<CallOutput> {
         while let Some(id) = self.ready.front() {
             if let Some(out) = self.calls.get_mut(id).and_then(Call::poll_output) {
+                // Emitting a command can start a timer (the in-flight grace).
+                let id = id.clone();
+                self.reindex(&id);
                 return Some(out);
             }
             self.ready.pop_front();
@@ -234,5 +254,121 @@ impl Calls {
     /// Counters.
     pub fn stats(&self) -> CallsStats {
         self.stats
+    }
+
+    /// Re-reads call `id`'s earliest timer into the deadline index.
+    fn reindex(&mut self, id: &CallId) {
+        let next = self.calls.get(id).and_then(Call::poll_timeout);
+        let old = self.indexed.get(id).copied();
+        if old == next {
+            return;
+        }
+        if let Some(old) = old {
+            self.deadlines.remove(&(old, id.clone()));
+        }
+        match next {
+            Some(at) => {
+                self.deadlines.insert((at, id.clone()));
+                self.indexed.insert(id.clone(), at);
+            }
+            None => {
+                self.indexed.remove(id);
+            }
+        }
+    }
+
+    /// Takes call `id` out of the table; whatever it still had queued goes out before the
+    /// `Removed` event.
+    fn remove(&mut self, id: CallId) {
+        if let Some(old) = self.indexed.remove(&id) {
+            self.deadlines.remove(&(old, id.clone()));
+        }
+        if let Some(mut call) = self.calls.remove(&id) {
+            while let Some(out) = call.poll_output() {
+                self.removed.push_back(out);
+            }
+            self.stats.removed += 1;
+            self.removed
+                .push_back(CallOutput::Event(CallEvent::Removed { call_id: id }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::call::CallPhase;
+
+    fn id(i: usize) -> CallId {
+        CallId::new(format!("call-{i:05}"))
+    }
+
+    fn drain(calls: &mut Calls) -> Vec<CallOutput> {
+        std::iter::from_fn(|| calls.poll_output()).collect()
+    }
+
+    #[test]
+    fn handle_timeout_decides_exactly_the_due_calls_among_many() {
+        const N: usize = 10_000;
+        let mut calls = Calls::new(CallConfig::default());
+        let t0 = Instant::now();
+        let ms = |i: usize| Duration::from_millis(u64::try_from(i).unwrap());
+        for i in 0..N {
+            assert_eq!(
+                calls.handle_incoming(t0 + ms(i), id(i), false),
+                Disposition::NewCall
+            );
+        }
+        drain(&mut calls);
+        let first = calls.get(&id(0)).unwrap().decide_by();
+        assert_eq!(calls.poll_timeout(), Some(first));
+        // Calls 0..=99 reach their decide-by; nobody else does.
+        let now = calls.get(&id(99)).unwrap().decide_by();
+        calls.handle_timeout(now);
+        let out = drain(&mut calls);
+        let commands = out
+            .iter()
+            .filter(|o| matches!(o, CallOutput::Api(_)))
+            .count();
+        assert_eq!(commands, 100);
+        for i in 0..N {
+            let phase = calls.get(&id(i)).unwrap().phase();
+            if i < 100 {
+                assert_ne!(phase, CallPhase::Incoming, "call {i}");
+            } else {
+                assert_eq!(phase, CallPhase::Incoming, "call {i}");
+            }
+        }
+        // The earliest timer is now the first undecided call's, or an in-flight decision's
+        // grace, whichever comes first; never one of the decided calls' old decide-by.
+        let next = calls.poll_timeout().unwrap();
+        assert!(next > now);
+        assert!(next <= calls.get(&id(100)).unwrap().decide_by());
+    }
+
+    #[test]
+    fn terminated_calls_leave_the_table_and_the_index() {
+        let mut calls = Calls::new(CallConfig::default());
+        let t0 = Instant::now();
+        for i in 0..3 {
+            calls.handle_incoming(t0, id(i), false);
+        }
+        drain(&mut calls);
+        calls.handle_state(t0, &id(1), CallState::Terminated, None);
+        drain(&mut calls);
+        // Run every timer until nothing is left of call 1.
+        while calls.get(&id(1)).is_some() {
+            let now = calls
+                .poll_timeout()
+                .expect("call 1 still has its cleanup timer");
+            calls.handle_timeout(now);
+            drain(&mut calls);
+        }
+        assert_eq!(calls.stats().removed, 1);
+        assert_eq!(calls.len(), 2);
+        assert!(calls.deadlines.iter().all(|(_, i)| *i != id(1)));
+        assert_eq!(calls.deadlines.len(), calls.indexed.len());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::adapters::bot::{Bot, BotConfig, BotError, BotHandle};
+use crate::adapters::bot::BotHandle;
 use crate::adapters::demo_handler::{DemoHandler, DemoHandlerConfig};
 use crate::call::{CallConfig, CallId};
 
@@ -18,46 +18,21 @@ use super::control::RingRequest;
 use super::fault::{Faults, Throttle};
 use super::record::{CallRecord, EndReason};
 use super::scenario::Scenario;
-use super::server::{Emulator, EmulatorConfig, EmulatorError, EmulatorHandle};
+use super::server::EmulatorError;
+use super::stack::{SignalingStack, StackError, start_signaling};
 
 /// The emulator and a bot wired to it (each trusts the other's certificate).
-#[derive(Debug)]
-pub struct Pair {
-    /// The emulated Graph calling service.
-    pub emulator: EmulatorHandle,
-    /// The bot.
-    pub bot: BotHandle,
-}
+pub type Pair = SignalingStack;
 
 /// Why the demo (or its pair) could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DemoError {
-    /// The emulator failed.
-    #[error("emulator: {0}")]
-    Emulator(#[from] EmulatorError),
-    /// The bot failed to start.
-    #[error("bot: {0}")]
-    Bot(#[from] BotError),
-}
+pub type DemoError = StackError;
 
 /// Starts an emulator and a bot with the demo handler `demo` on loopback.
+///
+/// # Errors
+/// The emulator or the bot failing to start.
 pub async fn start_pair(demo: DemoHandlerConfig, call: CallConfig) -> Result<Pair, DemoError> {
-    let emulator = Emulator::start(EmulatorConfig::default()).await?;
-    let app = emulator.app().clone();
-    let mut cfg = BotConfig::new(
-        &app.client_id,
-        &app.client_secret,
-        &app.tenant_id,
-        &emulator.graph_url(),
-        &emulator.token_url(),
-        &emulator.openid_url(),
-    );
-    cfg.extra_roots = vec![emulator.certificate().clone()];
-    cfg.call = call;
-    let bot = Bot::start(cfg, Arc::new(DemoHandler::new(demo))).await?;
-    emulator.trust_bot_certificate(bot.certificate().clone())?;
-    Ok(Pair { emulator, bot })
+    start_signaling(Arc::new(DemoHandler::new(demo)), |cfg| cfg.call = call).await
 }
 
 /// One scripted call of the demo.
@@ -128,8 +103,8 @@ pub struct DemoCallReport {
     pub deadline_ms: u64,
     /// Decision requests the bot sent (retries included).
     pub attempts: usize,
-    /// Incoming notification handed to the transport → accepted decision request received by
-    /// the emulator, in ms.
+    /// The emulator's notifier starts POSTing the incoming notification → the emulator has the
+    /// accepted decision request, in ms ([`super::record::Decision::after_notification`]).
     pub notification_to_decision_ms: Option<f64>,
     /// Inside the bot: notification received → first decision request sent, in ms.
     pub bot_decision_sent_ms: Option<f64>,

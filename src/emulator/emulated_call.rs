@@ -32,6 +32,8 @@ pub(super) struct Outbox {
 pub(super) struct EmulatedCall {
     pub(super) rec: CallRecord,
     pub(super) rang_at: Instant,
+    /// Position in ring order (set when the model adds the call).
+    pub(super) ring_seq: u64,
     pub(super) faults: FaultState,
     pub(super) incoming_sent: Option<Duration>,
     pub(super) etag: u64,
@@ -78,6 +80,16 @@ impl EmulatedCall {
                 );
             }
             Ok(_) => {}
+        }
+        if let Some(tenant) = &req.tenant
+            && !tenant.eq_ignore_ascii_case(&self.rec.tenant_id)
+        {
+            // Graph's answer to an app acting in a tenant other than the call's.
+            return error(
+                403,
+                "7504",
+                "Insufficient enterprise tenant permissions, cannot access this API.",
+            );
         }
         match self.faults.on_request(self.since(now)) {
             Some(Injected::Throttled(after)) => {
@@ -397,6 +409,7 @@ impl EmulatedCall {
                 .push(HistoryEntry::Notification(NotificationRecord {
                     seq,
                     at,
+                    sent_at: None,
                     url: url.clone(),
                     change_type: change_type.as_str().to_owned(),
                     state: state.clone(),

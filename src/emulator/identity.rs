@@ -16,7 +16,7 @@
 //! | case | status | `error` |
 //! | --- | --- | --- |
 //! | wrong secret | 401 | `invalid_client` (AADSTS7000215) |
-//! | unknown client id, or client not in the path's tenant | 401 | `invalid_client` (AADSTS700016; real Entra answers 400 `unauthorized_client` here) |
+//! | unknown client id, or client neither registered in nor consented to by the path's tenant ([`IdentityService::consent_tenant`]; the token's `tid` is the path's tenant) | 401 | `invalid_client` (AADSTS700016; real Entra answers 400 `unauthorized_client` here) |
 //! | `grant_type` other than `client_credentials` | 400 | `unsupported_grant_type` (AADSTS70003) |
 //! | missing parameter | 400 | `invalid_request` (AADSTS900144) |
 //! | scope other than `https://graph.microsoft.com/.default` | 400 | `invalid_scope` (AADSTS1002012) |
@@ -64,6 +64,9 @@ pub struct RegisteredApp {
     pub tenant_id: String,
     /// Application permissions written into the `roles` claim.
     pub roles: Vec<String>,
+    /// Other tenants whose administrators consented to this (multi-tenant) app: the token
+    /// endpoint of each issues tokens too, with `tid` = that tenant.
+    pub consented_tenants: Vec<String>,
 }
 
 impl RegisteredApp {
@@ -83,7 +86,17 @@ impl RegisteredApp {
             ]
             .map(String::from)
             .to_vec(),
+            consented_tenants: Vec::new(),
         }
+    }
+
+    /// True when the app can get tokens in `tenant` (its home tenant or a consented one).
+    pub fn serves_tenant(&self, tenant: &str) -> bool {
+        self.tenant_id.eq_ignore_ascii_case(tenant)
+            || self
+                .consented_tenants
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(tenant))
     }
 }
 
@@ -118,6 +131,10 @@ pub enum AccessTokenError {
     /// `aud` is not Graph.
     #[error("access token validation failure: invalid audience")]
     WrongAudience,
+    /// Issued before [`IdentityService::revoke_issued_tokens`] (fault knob: the client must
+    /// drop its cached token and fetch a new one).
+    #[error("access token validation failure: the token has been revoked")]
+    Revoked,
 }
 
 impl AccessTokenError {
@@ -164,7 +181,13 @@ struct Inner {
     keys: AtomicU64,
     /// Fault knob: every identity endpoint answers 503.
     unavailable: AtomicBool,
+    /// Access tokens carry the generation they were issued in (claim [`GENERATION_CLAIM`]);
+    /// those of an older generation are refused as revoked.
+    generation: AtomicU64,
 }
+
+/// Emulator-private claim: the token generation an access token was issued in.
+pub const GENERATION_CLAIM: &str = "xms_emu_gen";
 
 impl IdentityService {
     /// A service with fresh keys and no registered apps.
@@ -193,6 +216,7 @@ impl IdentityService {
                 openid_configuration: AtomicU64::new(0),
                 keys: AtomicU64::new(0),
                 unavailable: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
             }),
         })
     }
@@ -200,6 +224,20 @@ impl IdentityService {
     /// Registers (or replaces) an application.
     pub fn register_app(&self, app: RegisteredApp) {
         write(&self.inner.apps).insert(app.client_id.clone(), app);
+    }
+
+    /// Records that `tenant`'s administrator consented to app `client_id`: its token endpoint
+    /// issues tokens for the app from now on. False if the app is not registered.
+    pub fn consent_tenant(&self, client_id: &str, tenant: &str) -> bool {
+        match write(&self.inner.apps).get_mut(client_id) {
+            Some(app) => {
+                if !app.serves_tenant(tenant) {
+                    app.consented_tenants.push(tenant.to_owned());
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets `expires_in` of tokens issued from now on (whole seconds).
@@ -219,6 +257,13 @@ impl IdentityService {
     /// 503 (`temporarily_unavailable`); requests are still counted.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.inner.unavailable.store(unavailable, Ordering::Relaxed);
+    }
+
+    /// Fault knob: every access token issued so far is refused from now on (401
+    /// `InvalidAuthenticationToken`), as after a revocation or a signing-key rollover; tokens
+    /// issued afterwards are valid. A client must drop its cached token and fetch another.
+    pub fn revoke_issued_tokens(&self) {
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The key that signs notification tokens now.
@@ -289,6 +334,10 @@ impl IdentityService {
             Some(_) => return Err(AccessTokenError::Expired),
             None => return Err(AccessTokenError::Invalid("no exp".into())),
         }
+        let generation = claims.get(GENERATION_CLAIM).and_then(Value::as_u64);
+        if generation != Some(self.inner.generation.load(Ordering::Relaxed)) {
+            return Err(AccessTokenError::Revoked);
+        }
         let missing = |c: &str| AccessTokenError::Invalid(format!("no {c}"));
         Ok(AccessTokenInfo {
             app_id: str_claim("appid").ok_or_else(|| missing("appid"))?,
@@ -356,7 +405,7 @@ impl IdentityService {
             );
         };
         let app = read(&self.inner.apps).get(client_id).cloned();
-        let Some(app) = app.filter(|a| a.tenant_id.eq_ignore_ascii_case(tenant)) else {
+        let Some(app) = app.filter(|a| a.serves_tenant(tenant)) else {
             let msg = format!(
                 "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
             );
@@ -399,12 +448,13 @@ impl IdentityService {
         let iat = unix_seconds(now);
         let claims = json!({
             "aud": GRAPH_AUDIENCE,
-            "iss": format!("https://sts.windows.net/{}/", app.tenant_id),
+            "iss": format!("https://sts.windows.net/{tenant}/"),
             "iat": iat, "nbf": iat, "exp": iat + lifetime,
-            "appid": app.client_id, "appidacr": "1", "idp": format!("https://sts.windows.net/{}/", app.tenant_id),
+            "appid": app.client_id, "appidacr": "1", "idp": format!("https://sts.windows.net/{tenant}/"),
             "idtyp": "app", "oid": uuid::Uuid::new_v4().to_string(), "roles": app.roles,
-            "sub": app.client_id, "tid": app.tenant_id, "ver": "1.0",
+            "sub": app.client_id, "tid": tenant, "ver": "1.0",
             "uti": uuid::Uuid::new_v4().simple().to_string(),
+            GENERATION_CLAIM: self.inner.generation.load(Ordering::Relaxed),
         });
         match self.inner.access_key.sign_claims(&claims) {
             Ok(token) => {

@@ -13,7 +13,11 @@
 //!   call connected, until the first hang-up), as a share of the machine (`cpuPercent`, 100 =
 //!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
 //!   before the first call, divided by N). In-process, both include the emulator's side —
-//!   its media processor encodes, decodes and mixes as much as the bot does;
+//!   its media processor encodes, decodes and mixes as much as the bot does — and the report
+//!   says so (`measured`). With `--bot URL --bot-pid PID` both are read from the bot's own
+//!   process (`/proc/PID`): the bot's figure alone. Run the load twice against the same
+//!   bot and take the second run: its "before" is the bot idle after a warm-up (allocator
+//!   arenas, shard threads and pools already grown), which is the honest per-call figure;
 //! - **host-added one-way latency** at p99, the bot's side only (its transport histograms and
 //!   its shards; the emulator's are not mixed in), excluding the jitter buffer's wait:
 //!   inbound (packet in → decoded frame ready) = socket read → packet queued for the shard
@@ -32,7 +36,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::adapters::media_bot::MediaOutcome;
-use crate::adapters::process_stats::{ProcessSample, cores, load_average};
+use crate::adapters::process_stats::{ProcessSample, cores, load_average, tcp_listener_pid};
 use crate::adapters::shard::{ShardConfig, ShardStats};
 use crate::call::CallId;
 use crate::media::histogram::Histogram;
@@ -58,6 +62,18 @@ pub struct LoadConfig {
     pub emulator_listen: std::net::SocketAddr,
     /// Record the calls into this directory (in-process bot only); `None` = no recording.
     pub record_dir: Option<PathBuf>,
+    /// The bot's process when it runs elsewhere on this machine: CPU and RSS are then read
+    /// from `/proc/<pid>` (the bot alone) instead of this process. `None` with a loopback
+    /// `bot_url`: the process listening on its port, when it can be found.
+    pub bot_pid: Option<u32>,
+    /// Place the same calls once before the measured round, held this long and not
+    /// measured (zero = no warm-up): the "before" RSS is then the bot idle after a warm-up.
+    pub warmup: Duration,
+    /// How long to wait for a bot elsewhere to accept connections before placing calls.
+    pub bot_wait: Duration,
+    /// The emulator's certificate and key (PEM) when the bot is elsewhere, so a bot started
+    /// beforehand can already trust it; `None` = a fresh self-signed certificate.
+    pub emulator_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for LoadConfig {
@@ -68,6 +84,10 @@ impl Default for LoadConfig {
             bot_url: None,
             emulator_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
             record_dir: None,
+            bot_pid: None,
+            bot_wait: Duration::from_secs(120),
+            warmup: Duration::ZERO,
+            emulator_tls: None,
         }
     }
 }
@@ -80,8 +100,13 @@ pub struct LoadReport {
     pub calls: usize,
     /// Seconds each call was held.
     pub seconds: f64,
+    /// Seconds the unmeasured warm-up round held its calls (0 = none).
+    pub warmup_seconds: f64,
     /// Where the bot was (`in-process` or its URL).
     pub bot: String,
+    /// Whose CPU and RSS were measured: `bot + emulator (this process)`,
+    /// `bot (pid N)`, or `emulator only (this process)` for a bot elsewhere without a pid.
+    pub measured: String,
     /// Calls answered.
     pub answered: usize,
     /// Calls whose media connected.
@@ -123,6 +148,8 @@ pub struct LoadReport {
     pub rss_before_mib: Option<f64>,
     /// RSS in the steady window, MiB.
     pub rss_during_mib: Option<f64>,
+    /// The same per-call figure for anonymous memory only (`RssAnon`: heap and stacks), KiB.
+    pub rss_anon_per_call_kib: Option<f64>,
     /// Host-added inbound latency p99 upper bound (`recvToQueue` p99 + shard tick deadline →
     /// end p99), ms.
     pub host_latency_in_p99_ms: Option<f64>,
@@ -169,6 +196,7 @@ pub async fn run(
         },
         ..defaults
     };
+    let mut bot_pid = config.bot_pid;
     let (stack, ctx) = match &config.bot_url {
         None => {
             let dir = config.record_dir.clone();
@@ -177,9 +205,17 @@ pub async fn run(
             (Some(stack), ctx)
         }
         Some(url) => {
+            let tls = match &config.emulator_tls {
+                Some((cert, key)) => Some(
+                    crate::adapters::tls::TlsIdentity::from_pem_files(cert, key)
+                        .map_err(super::server::EmulatorError::from)?,
+                ),
+                None => None,
+            };
             // The bot's self-signed certificates are accepted, for notifications and media.
             let emulator = Emulator::start(EmulatorConfig {
                 listen: config.emulator_listen,
+                tls,
                 accept_invalid_bot_certs: true,
                 media: processor,
                 ..EmulatorConfig::default()
@@ -190,6 +226,23 @@ pub async fn run(
                 config.emulator_listen.port()
             ));
             let _ = std::fs::write(&cert, emulator.certificate_pem());
+            // A bot needs the emulator up to start (it fetches a token at start-up), so it
+            // may be started after this: wait for its webhook to accept connections.
+            let addr = bot_addr(url);
+            if let Some(addr) = addr {
+                wait_for_listener(
+                    addr,
+                    config.bot_wait,
+                    progress.as_ref(),
+                    emulator.base_url(),
+                )
+                .await;
+            }
+            if bot_pid.is_none() {
+                bot_pid = addr
+                    .filter(|a| a.ip().is_loopback())
+                    .and_then(|a| tcp_listener_pid(a.port()));
+            }
             let ctx = CallContext {
                 emulator: Arc::new(emulator),
                 bot_url: url.clone(),
@@ -221,7 +274,37 @@ pub async fn run(
         }],
         hold: config.hold,
     };
-    let before = ProcessSample::now();
+    if !config.warmup.is_zero() {
+        // The same calls once, unmeasured: what the bot grows once and keeps (allocator
+        // arenas, shard threads, pools) is then in the "before" sample, not in the per-call
+        // figure.
+        say(format!(
+            "warm-up: {} calls held {:.0} s",
+            config.calls,
+            config.warmup.as_secs_f64()
+        ));
+        let quiet = CallContext {
+            progress: None,
+            ..ctx.clone()
+        };
+        let warm = MediaCallSpec {
+            hold: config.warmup,
+            ..spec.clone()
+        };
+        let mut round = tokio::task::JoinSet::new();
+        for i in 0..config.calls {
+            let (quiet, warm) = (quiet.clone(), warm.clone());
+            round.spawn(async move { run_call(&quiet, i, &warm).await });
+        }
+        while round.join_next().await.is_some() {}
+        // Let the bot end and free the warm-up calls' sessions.
+        tokio::time::sleep(WARMUP_SETTLE).await;
+    }
+    let sample = || match bot_pid {
+        Some(pid) => ProcessSample::of_pid(pid),
+        None => ProcessSample::now(),
+    };
+    let before = sample();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..config.calls {
         let ctx = ctx.clone();
@@ -243,7 +326,7 @@ pub async fn run(
                     Step::MediaConnected(_) => connected += 1,
                     Step::HungUp => {
                         if hung_up == 0 && window_start.is_some() {
-                            window_end = ProcessSample::now();
+                            window_end = sample();
                         }
                         hung_up += 1;
                     }
@@ -251,7 +334,7 @@ pub async fn run(
                     _ => {}
                 }
                 if window_start.is_none() && connected + failed_early >= config.calls && hung_up == 0 {
-                    window_start = ProcessSample::now();
+                    window_start = sample();
                 }
             }
             _ = status.tick() => say(format!(
@@ -292,6 +375,7 @@ pub async fn run(
     let shards = stack.as_ref().map(|s| s.bot.host().shard_stats());
     let report = report(
         config,
+        bot_pid,
         &outcomes,
         &bot_outcomes,
         shards.as_deref(),
@@ -311,6 +395,41 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Pause after the warm-up round, for the bot to free its calls.
+const WARMUP_SETTLE: Duration = Duration::from_secs(3);
+
+/// The socket address of an `https://host:port/…` URL with a literal IP host.
+fn bot_addr(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    authority.parse().ok()
+}
+
+/// Waits until `addr` accepts a TCP connection, at most `within`, saying once that it waits.
+async fn wait_for_listener(
+    addr: std::net::SocketAddr,
+    within: Duration,
+    progress: Option<&mpsc::UnboundedSender<String>>,
+    emulator: &str,
+) {
+    let until = Instant::now() + within;
+    let mut said = false;
+    while Instant::now() < until {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        if !said && let Some(tx) = progress {
+            said = true;
+            let _ = tx.send(format!(
+                "waiting for the bot at {addr} (emulator at {emulator}: Graph {emulator}/v1.0)"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl MediaCallOutcome {
@@ -343,6 +462,7 @@ fn hist_ms(h: &Histogram) -> Option<f64> {
 #[allow(clippy::too_many_arguments)] // One report from every source of the run.
 fn report(
     config: &LoadConfig,
+    bot_pid: Option<u32>,
     outcomes: &[MediaCallOutcome],
     bot: &[MediaOutcome],
     shards: Option<&[ShardStats]>,
@@ -394,26 +514,37 @@ fn report(
     let caller_frames: u64 = media.iter().map(|m| m.bot.ticks).sum();
     let frames = bot_frames + caller_frames;
     let in_process = shards.is_some();
-    let (cpu, cpu_core, window, rss_during) = match (window_start, window_end) {
+    let (cpu, cpu_core, window, during) = match (window_start, window_end) {
         (Some(a), Some(b)) => {
             let one_core = b.cpu_percent_since(&a);
             (
                 Some(one_core / cores() as f64),
                 Some(one_core),
                 Some(b.at.duration_since(a.at).as_secs_f64()),
-                Some(b.rss_bytes),
+                Some(b),
             )
         }
         _ => (None, None, None, None),
+    };
+    let rss_during = during.map(|d| d.rss_bytes);
+    let per_call = |f: fn(&ProcessSample) -> u64| match (before, during) {
+        (Some(b), Some(d)) if n > 0 => Some(f(&d).saturating_sub(f(&b)) as f64 / 1024.0 / n as f64),
+        _ => None,
     };
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     LoadReport {
         calls: n,
         seconds: config.hold.as_secs_f64(),
+        warmup_seconds: config.warmup.as_secs_f64(),
         bot: config
             .bot_url
             .clone()
             .unwrap_or_else(|| "in-process".into()),
+        measured: match (bot_pid, in_process) {
+            (Some(pid), _) => format!("bot (pid {pid})"),
+            (None, true) => "bot + emulator (this process)".into(),
+            (None, false) => "emulator only (this process; --bot-pid measures the bot)".into(),
+        },
         answered,
         media_connected: media.len(),
         failed,
@@ -435,12 +566,8 @@ fn report(
         cpu_percent_of_one_core: cpu_core,
         cores: cores(),
         cpu_window_seconds: window,
-        rss_per_call_kib: match (before, rss_during) {
-            (Some(b), Some(d)) if n > 0 => {
-                Some(d.saturating_sub(b.rss_bytes) as f64 / 1024.0 / n as f64)
-            }
-            _ => None,
-        },
+        rss_per_call_kib: per_call(|s| s.rss_bytes),
+        rss_anon_per_call_kib: per_call(|s| s.rss_anon_bytes),
         rss_before_mib: before.map(|b| mib(b.rss_bytes)),
         rss_during_mib: rss_during.map(mib),
         host_latency_in_p99_ms: match (hist_ms(&recv), deadline_to_end.as_ref().and_then(hist_ms)) {
@@ -504,23 +631,27 @@ impl std::fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "  CPU                 {} of the machine ({} of one core) over {} s, bot + emulator",
+            "  CPU                 {} of the machine ({} of one core) over {} s, {}",
             self.cpu_percent
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} %")),
             self.cpu_percent_of_one_core
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} %")),
             self.cpu_window_seconds
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.measured,
         )?;
         writeln!(
             f,
-            "  RSS per call        {} (RSS {} → {} MiB), bot + emulator",
+            "  RSS per call        {} (anonymous {}; RSS {} → {} MiB), {}",
             self.rss_per_call_kib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
+            self.rss_anon_per_call_kib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
             self.rss_before_mib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
             self.rss_during_mib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.measured,
         )?;
         writeln!(
             f,
@@ -536,5 +667,21 @@ impl std::fmt::Display for LoadReport {
             writeln!(f, "  error: {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_addr_takes_literal_ip_urls_only() {
+        assert_eq!(
+            bot_addr("https://127.0.0.1:9443/api/calling"),
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9443)))
+        );
+        assert_eq!(bot_addr("https://[::1]:9443/x"), "[::1]:9443".parse().ok());
+        assert_eq!(bot_addr("https://bot.example.com/api/calling"), None);
+        assert_eq!(bot_addr("ftp://127.0.0.1:21/"), None);
     }
 }

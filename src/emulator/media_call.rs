@@ -84,7 +84,8 @@ pub struct MediaCallOutcome {
     pub call_id: Option<String>,
     /// `answer`, `reject`, `redirect` or `none`.
     pub decision: String,
-    /// Incoming notification handed to the transport → decision request received.
+    /// The incoming notification's POST starts → decision request received
+    /// ([`super::record::Decision::after_notification`]).
     pub answer_latency: Option<Duration>,
     /// The media processor's final report, when the media was joined.
     pub media: Option<MediaReport>,

@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::adapters::bot::BotConfig;
+use crate::adapters::local_participant::LocalParticipant;
 use crate::adapters::media_bot::{MediaBot, MediaBotConfig, MediaBotError, MediaOutcome};
 use crate::adapters::tls::TlsIdentity;
 use crate::call::CallId;
@@ -101,16 +102,7 @@ pub async fn start_stack(
         ..EmulatorConfig::default()
     })
     .await?;
-    let app = emulator.app().clone();
-    let mut bot = BotConfig::new(
-        &app.client_id,
-        &app.client_secret,
-        &app.tenant_id,
-        &emulator.graph_url(),
-        &emulator.token_url(),
-        &emulator.openid_url(),
-    );
-    bot.extra_roots = vec![emulator.certificate().clone()];
+    let mut bot: BotConfig = emulator.bot_config();
     bot.tls = Some(tls);
     let mut cfg = MediaBotConfig::new(bot);
     configure(&mut cfg);
@@ -220,6 +212,10 @@ pub struct MediaDemoCall {
     pub ended_by: Option<String>,
     /// How the bot's media session ended.
     pub media_end: Option<String>,
+    /// The local participant (`--device`) was in this call: its description.
+    pub local: Option<String>,
+    /// The local participant could not join this call or failed during it: why.
+    pub local_error: Option<String>,
     /// What went wrong, if anything.
     pub error: Option<String>,
 }
@@ -252,23 +248,35 @@ impl MediaDemoReport {
     }
 }
 
-/// Runs `calls` concurrently against a fresh stack recording under `record_dir`; progress
-/// lines go to `progress` as they happen (and a status line every 2 s).
+/// Runs `calls` concurrently against a fresh stack recording under `record_dir`, with `local`
+/// (a sound device) joining the oldest connected call; progress lines go to `progress` as
+/// they happen (a status line every 2 s, and a line whenever the local participant moves).
 ///
 /// # Errors
 /// The stack did not start.
 pub async fn run(
     calls: &[MediaCallSpec],
     record_dir: PathBuf,
+    local: Option<Arc<dyn LocalParticipant>>,
     progress: Option<mpsc::UnboundedSender<String>>,
 ) -> Result<MediaDemoReport, MediaDemoError> {
     let started = Instant::now();
     let dir = record_dir.clone();
     let stack = start_stack(
-        move |c| c.behaviour.record_dir = Some(dir),
+        move |c| {
+            c.behaviour.record_dir = Some(dir);
+            c.media.local = local;
+        },
         MediaProcessorConfig::default(),
     )
     .await?;
+    let local = stack
+        .bot
+        .host()
+        .config()
+        .local
+        .as_ref()
+        .map(|l| l.describe());
     let say = |line: String| {
         if let Some(tx) = &progress {
             let _ = tx.send(line);
@@ -293,10 +301,39 @@ pub async fn run(
     status.tick().await;
     let mut outcomes: Vec<Option<MediaCallOutcome>> = vec![None; calls.len()];
     let mut done = 0;
+    // Where the local participant is: checked often, told when it changes.
+    let mut seat = tokio::time::interval(Duration::from_millis(100));
+    let mut seated: Option<CallId> = None;
+    let mut indices = std::collections::HashMap::new();
     while done < calls.len() {
         tokio::select! {
-            Some(p) = rx.recv() => say(progress_line(calls, &p)),
+            // Progress first, so lines come out in the order things happened.
+            biased;
+            Some(p) = rx.recv() => {
+                if let Some(id) = &p.call_id {
+                    indices.insert(CallId::from(id.as_str()), p.index);
+                }
+                say(progress_line(calls, &p));
+            }
             _ = status.tick() => say(status_line(&stack, started)),
+            _ = seat.tick(), if local.is_some() => {
+                let now = stack.bot.local_call();
+                if now != seated {
+                    let what = local.as_deref().unwrap_or("local participant");
+                    say(match &now {
+                        Some(id) => format!(
+                            "[{:6.2} s] {what} is in call {} ({id}): talk and listen",
+                            started.elapsed().as_secs_f64(),
+                            indices.get(id).map_or("?".to_owned(), |i| (i + 1).to_string()),
+                        ),
+                        None => format!(
+                            "[{:6.2} s] {what} is in no call",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    });
+                    seated = now;
+                }
+            }
             joined = tasks.join_next() => match joined {
                 Some(Ok((i, o))) => {
                     outcomes[i] = Some(o);
@@ -383,6 +420,8 @@ pub fn call_report(
         recording_complete: recording.map(|r| r.integrity.complete),
         ended_by: o.ended_by().map(|e| serde_name(&e)),
         media_end: bot.and_then(|b| b.ended).map(|e| format!("{e:?}")),
+        local: bot.and_then(|b| b.local.clone()),
+        local_error: bot.and_then(|b| b.local_error.clone()),
         error: o.media_error.clone(),
     }
 }
@@ -501,6 +540,12 @@ impl fmt::Display for MediaDemoReport {
                     c.ended_by.as_deref().unwrap_or("—"),
                     c.media_end.as_deref().unwrap_or("—"),
                 )?;
+            }
+            if let Some(l) = &c.local {
+                writeln!(f, "    {l} was in this call")?;
+            }
+            if let Some(e) = &c.local_error {
+                writeln!(f, "    local participant: {e}")?;
             }
             if let Some(e) = &c.error {
                 writeln!(f, "    error: {e}")?;

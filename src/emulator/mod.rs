@@ -17,7 +17,7 @@
 //! the [`MediaBot`](crate::adapters::media_bot::MediaBot) in one process, concurrent calls
 //! with real audio) and [`load`] is `mediabot load`. [`media`] is the media processor that
 //! joins bots' app-hosted media for rings that ask for it (`RingRequest::media`), as Teams'
-//! media processor would.
+//! media processor would. [`stack`] is the shared harness: the emulator and a bot wired to it.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,6 +57,7 @@ pub mod rest;
 pub mod scenario;
 pub mod server;
 pub mod signing;
+pub mod stack;
 
 pub use control::RingRequest;
 pub use replay::{ReplayError, ReplayReport};

@@ -13,7 +13,7 @@
 //! ## Service rules (emulator choices marked *choice*)
 //!
 //! - Order of checks on a REST request: bearer token (401 `InvalidAuthenticationToken`),
-//!   call id (404 `itemNotFound`), the token's app owns the call (403 `7504`), fault knobs
+//!   call id (404 `itemNotFound`), the token's app owns the call and its `tid` is the call's tenant (403 `7504`), fault knobs
 //!   (429/5xx), body (400 `invalidRequest`), then the call's state.
 //! - Answer/reject/redirect succeed with 202 only while the call is `incoming` and inside its
 //!   window (15 s; 5 s for policy-based recording).
@@ -29,7 +29,7 @@
 //!   not acknowledged in time", §4.6); reject 603/0 (*choice*); redirect 302/0 (*choice*);
 //!   bot hang-up 200/7000; caller gave up ringing 487/0 (*choice*).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -139,6 +139,9 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
     /// Outcome of bearer-token validation: the token's app id, or why it was refused.
     pub auth: Result<String, String>,
+    /// The valid token's tenant (`tid`); a call in another tenant answers 403 `7504`.
+    /// `None`: not checked.
+    pub tenant: Option<String>,
 }
 
 /// The model's reply to a REST request.
@@ -216,9 +219,15 @@ pub struct Model {
     config: ModelConfig,
     defaults: Faults,
     calls: HashMap<String, EmulatedCall>,
-    order: Vec<String>,
-    /// Calls that may still have timers (not yet seen terminated), in ring order.
-    live: Vec<String>,
+    /// Call ids by ring sequence number (ring order).
+    order: BTreeMap<u64, String>,
+    next_ring: u64,
+    /// Each call's earliest timer, as indexed: `(at, id)` is in `deadlines` exactly when
+    /// `indexed[id] == at`. Only due calls are visited by `handle_timeout`.
+    deadlines: BTreeSet<(Instant, String)>,
+    indexed: HashMap<String, Instant>,
+    /// Ring sequence numbers of the terminated calls still kept (eviction candidates).
+    terminated: BTreeSet<u64>,
     out: Outbox,
     rng: StdRng,
     started: Option<Instant>,
@@ -236,8 +245,11 @@ impl Model {
             config,
             defaults: Faults::default(),
             calls: HashMap::new(),
-            order: Vec::new(),
-            live: Vec::new(),
+            order: BTreeMap::new(),
+            next_ring: 0,
+            deadlines: BTreeSet::new(),
+            indexed: HashMap::new(),
+            terminated: BTreeSet::new(),
             out: Outbox::default(),
             rng,
             started: None,
@@ -335,6 +347,7 @@ impl Model {
                 history: Vec::new(),
             },
             rang_at: now,
+            ring_seq: 0,
             faults: FaultState::new(faults),
             incoming_sent: None,
             etag: 0,
@@ -344,10 +357,7 @@ impl Model {
         entry.incoming_sent = Some(Duration::ZERO);
         let full = entry.rec.call.clone();
         entry.notify(now, &mut self.out, ChangeType::Created, full);
-        self.calls.insert(id.clone(), entry);
-        self.order.push(id.clone());
-        self.live.push(id.clone());
-        self.evict();
+        self.insert(entry);
         Ok(id)
     }
 
@@ -396,18 +406,15 @@ impl Model {
                 history: Vec::new(),
             },
             rang_at: now,
+            ring_seq: 0,
             faults: FaultState::new(faults),
             incoming_sent: Some(Duration::ZERO),
             etag: 0,
             timers: vec![(now + window, Timer::AnswerDeadline)],
         };
         entry.event(now, "imported");
-        self.calls.insert(id.clone(), entry);
-        self.order.retain(|o| *o != id);
-        self.order.push(id.clone());
-        self.live.retain(|o| *o != id);
-        self.live.push(id.clone());
-        self.evict();
+        self.forget(&id);
+        self.insert(entry);
         Ok(id)
     }
 
@@ -435,6 +442,7 @@ impl Model {
         let mut resp = entry.serve(now, &req, &mut self.out, &self.config);
         resp.delay = entry.faults.delay();
         entry.record_request(now, &req, &resp);
+        self.touched(&req.call_id);
         resp
     }
 
@@ -449,7 +457,31 @@ impl Model {
             return Err(ModelError::Terminated(id.to_owned()));
         }
         entry.caller_leaves(now, &mut self.out);
+        self.touched(id);
         Ok(())
+    }
+
+    /// The notifier starts POSTing notification `seq` at `now` (token ready, request built).
+    /// For the incoming `created` notification this is where the decision latency
+    /// ([`Decision::after_notification`](super::record::Decision::after_notification)) starts.
+    pub fn handle_sending(&mut self, now: Instant, call_id: &str, seq: u64) {
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let at = now.saturating_duration_since(entry.rang_at);
+        let mut incoming = false;
+        for h in entry.rec.history.iter_mut().rev() {
+            if let HistoryEntry::Notification(n) = h
+                && n.seq == seq
+            {
+                n.sent_at = Some(at);
+                incoming = n.change_type == "created" && !n.duplicate;
+                break;
+            }
+        }
+        if incoming && entry.rec.decision.is_none() {
+            entry.incoming_sent = Some(at);
+        }
     }
 
     /// The bot's HTTP status for notification `seq` (or the transport error).
@@ -478,64 +510,99 @@ impl Model {
         }
     }
 
-    /// Fires every timer due at `now`.
+    /// Fires every timer due at `now`. Visits only the calls whose earliest timer is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for id in &self.live {
-            let Some(entry) = self.calls.get_mut(id) else {
-                continue;
+        while let Some((at, _)) = self.deadlines.first()
+            && *at <= now
+        {
+            // `first` just returned an entry, so there is one to pop.
+            let Some((_, id)) = self.deadlines.pop_first() else {
+                break;
             };
-            loop {
-                let due = entry
-                    .timers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (at, _))| *at <= now)
-                    .min_by_key(|(_, (at, _))| *at)
-                    .map(|(i, _)| i);
-                let Some(i) = due else { break };
-                let (at, timer) = entry.timers.swap_remove(i);
-                entry.fire(at, timer, &mut self.out, &self.config);
+            self.indexed.remove(&id);
+            if let Some(entry) = self.calls.get_mut(&id) {
+                loop {
+                    let due = entry
+                        .timers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (at, _))| *at <= now)
+                        .min_by_key(|(_, (at, _))| *at)
+                        .map(|(i, _)| i);
+                    let Some(i) = due else { break };
+                    let (at, timer) = entry.timers.swap_remove(i);
+                    entry.fire(at, timer, &mut self.out, &self.config);
+                }
             }
+            self.touched(&id);
         }
-        let calls = &self.calls;
-        self.live.retain(|id| {
-            calls
-                .get(id)
-                .is_some_and(|c| c.rec.state != Phase::Terminated)
-        });
-    }
-
-    /// Forgets the oldest terminated calls beyond [`ModelConfig::max_calls`].
-    fn evict(&mut self) {
-        let excess = self.calls.len().saturating_sub(self.config.max_calls);
-        if excess == 0 {
-            return;
-        }
-        let calls = &self.calls;
-        let gone: Vec<String> = self
-            .order
-            .iter()
-            .filter(|id| {
-                calls
-                    .get(*id)
-                    .is_some_and(|c| c.rec.state == Phase::Terminated)
-            })
-            .take(excess)
-            .cloned()
-            .collect();
-        for id in &gone {
-            self.calls.remove(id);
-        }
-        self.order.retain(|id| self.calls.contains_key(id));
     }
 
     /// The earliest pending timer. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.live
-            .iter()
-            .filter_map(|id| self.calls.get(id))
-            .flat_map(|e| e.timers.iter().map(|(at, _)| *at))
-            .min()
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Adds a new call to the table, its timers to the index, and evicts beyond the limit.
+    fn insert(&mut self, mut entry: EmulatedCall) {
+        let id = entry.rec.id.clone();
+        entry.ring_seq = self.next_ring;
+        self.next_ring += 1;
+        self.order.insert(entry.ring_seq, id.clone());
+        self.calls.insert(id.clone(), entry);
+        self.touched(&id);
+        self.evict();
+    }
+
+    /// Re-reads call `id` after an input reached it: its earliest timer into the deadline
+    /// index, and whether it is now an eviction candidate.
+    fn touched(&mut self, id: &str) {
+        let Some(entry) = self.calls.get(id) else {
+            return;
+        };
+        if entry.rec.state == Phase::Terminated {
+            self.terminated.insert(entry.ring_seq);
+        }
+        let next = entry.timers.iter().map(|(at, _)| *at).min();
+        let old = self.indexed.get(id).copied();
+        if old == next {
+            return;
+        }
+        if let Some(old) = old {
+            self.deadlines.remove(&(old, id.to_owned()));
+        }
+        match next {
+            Some(at) => {
+                self.deadlines.insert((at, id.to_owned()));
+                self.indexed.insert(id.to_owned(), at);
+            }
+            None => {
+                self.indexed.remove(id);
+            }
+        }
+    }
+
+    /// Drops call `id` from the table and every index.
+    fn forget(&mut self, id: &str) {
+        if let Some(old) = self.indexed.remove(id) {
+            self.deadlines.remove(&(old, id.to_owned()));
+        }
+        if let Some(entry) = self.calls.remove(id) {
+            self.order.remove(&entry.ring_seq);
+            self.terminated.remove(&entry.ring_seq);
+        }
+    }
+
+    /// Forgets the oldest (in ring order) terminated calls beyond [`ModelConfig::max_calls`].
+    fn evict(&mut self) {
+        while self.calls.len() > self.config.max_calls {
+            let Some(seq) = self.terminated.pop_first() else {
+                break;
+            };
+            if let Some(id) = self.order.get(&seq).cloned() {
+                self.forget(&id);
+            }
+        }
     }
 
     /// The next piece of work for the IO layer.
@@ -551,7 +618,7 @@ impl Model {
     /// All calls, in ring order.
     pub fn calls(&self) -> Vec<CallSummary> {
         self.order
-            .iter()
+            .values()
             .filter_map(|id| self.calls.get(id))
             .map(|e| CallSummary {
                 id: e.rec.id.clone(),
@@ -613,6 +680,7 @@ mod tests {
                 body.to_string().into_bytes()
             },
             auth: Ok("app-1".into()),
+            tenant: None,
         }
     }
 
@@ -654,6 +722,67 @@ mod tests {
         assert_eq!(out[0].body["value"][0]["resourceData"]["id"], id.as_str());
         assert_eq!(states(&out), ["incoming"]);
         assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn decision_latency_starts_when_the_notifier_sends_the_incoming_notification() {
+        let mut m = Model::new(ModelConfig::default());
+        let t0 = Instant::now();
+        let id = ring(&mut m, t0, Scenario::P2p, Script::default(), None);
+        let out = drain(&mut m);
+        m.handle_sending(t0 + Duration::from_millis(3), &id, out[0].seq);
+        let r = m.handle_request(
+            t0 + Duration::from_millis(10),
+            req(Op::Answer, &id, answer_body()),
+        );
+        assert_eq!(r.status, 202);
+        let rec = m.call(&id).unwrap();
+        assert_eq!(
+            rec.decision.as_ref().unwrap().after_notification,
+            Some(Duration::from_millis(7))
+        );
+        assert_eq!(
+            rec.notifications().next().unwrap().sent_at,
+            Some(Duration::from_millis(3))
+        );
+        // Later sends (establishing) do not move the start of the decision latency.
+        let later = drain(&mut m);
+        m.handle_sending(t0 + Duration::from_millis(20), &id, later[0].seq);
+        assert_eq!(
+            m.call(&id)
+                .unwrap()
+                .decision
+                .as_ref()
+                .unwrap()
+                .after_notification,
+            Some(Duration::from_millis(7))
+        );
+    }
+
+    #[test]
+    fn timeouts_fire_for_exactly_the_due_calls_among_many() {
+        let mut m = Model::new(ModelConfig::default());
+        let t0 = Instant::now();
+        let ids: Vec<String> = (0..5_000u64)
+            .map(|i| {
+                let at = t0 + Duration::from_millis(i);
+                ring(&mut m, at, Scenario::P2p, Script::default(), None)
+            })
+            .collect();
+        drain(&mut m);
+        let window = Duration::from_secs(15);
+        assert_eq!(m.poll_timeout(), Some(t0 + window));
+        m.handle_timeout(t0 + window + Duration::from_millis(9));
+        let timed_out: Vec<&String> = ids
+            .iter()
+            .filter(|id| m.call(id).unwrap().outcome == Outcome::TimedOut)
+            .collect();
+        assert_eq!(timed_out, ids[..10].iter().collect::<Vec<_>>());
+        assert_eq!(drain(&mut m).len(), 10);
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + window + Duration::from_millis(10))
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
@@ -97,11 +97,14 @@ impl Notifier {
         Ok(())
     }
 
-    /// Queues `d` on its call's lane, starting the lane if needed. `report` is called with the
-    /// outcome of each delivery, in order. `done` says whether the call needs no more
-    /// deliveries (the lane then ends when it runs dry). Must run inside a tokio runtime.
-    pub fn dispatch<R, D>(self: &Arc<Self>, d: Delivery, report: R, done: D)
+    /// Queues `d` on its call's lane, starting the lane if needed. `sending` is called with
+    /// the instant each POST starts (token ready, request built: what follows is the bot's
+    /// time and the network's). `report` is called with the outcome of each delivery, in
+    /// order. `done` says whether the call needs no more deliveries (the lane then ends when
+    /// it runs dry). Must run inside a tokio runtime.
+    pub fn dispatch<S, R, D>(self: &Arc<Self>, d: Delivery, sending: S, report: R, done: D)
     where
+        S: Fn(&Delivery, Instant) + Send + Sync + 'static,
         R: Fn(&Delivery, DeliveryResult) + Send + Sync + 'static,
         D: Fn(&str) -> bool + Send + Sync + 'static,
     {
@@ -123,7 +126,11 @@ impl Notifier {
         tokio::spawn(async move {
             loop {
                 let Some(d) = rx.recv().await else { break };
-                let result = this.post(&d).await;
+                let result = this
+                    .send(&d.url, &d.app_id, &d.tenant_id, &d.body, |at| {
+                        sending(&d, at)
+                    })
+                    .await;
                 report(&d, result);
                 if rx.is_empty() && done(&call_id) {
                     let mut lanes = lock(&this.lanes);
@@ -139,7 +146,7 @@ impl Notifier {
 
     /// Signs a token for `d` and POSTs it; returns the bot's HTTP status.
     pub async fn post(&self, d: &Delivery) -> DeliveryResult {
-        self.post_raw(&d.url, &d.app_id, &d.tenant_id, &d.body)
+        self.send(&d.url, &d.app_id, &d.tenant_id, &d.body, |_| {})
             .await
     }
 
@@ -150,6 +157,18 @@ impl Notifier {
         app_id: &str,
         tenant_id: &str,
         body: &Value,
+    ) -> DeliveryResult {
+        self.send(url, app_id, tenant_id, body, |_| {}).await
+    }
+
+    /// Builds the signed request, calls `sending` with the instant the POST starts, sends it.
+    async fn send(
+        &self,
+        url: &str,
+        app_id: &str,
+        tenant_id: &str,
+        body: &Value,
+        sending: impl FnOnce(Instant),
     ) -> DeliveryResult {
         let token = self.token(app_id, tenant_id)?;
         let first = body
@@ -165,7 +184,7 @@ impl Notifier {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let resp = client
+        let request = client
             .post(url)
             .bearer_auth(token)
             .header("content-type", "application/json")
@@ -180,9 +199,10 @@ impl Notifier {
             .header("ms-teams-region", "amer")
             .header("ms-teams-partition", "emulator")
             .body(body.to_string())
-            .send()
-            .await
+            .build()
             .map_err(|e| error_chain(&e))?;
+        sending(Instant::now());
+        let resp = client.execute(request).await.map_err(|e| error_chain(&e))?;
         Ok(resp.status().as_u16())
     }
 }

@@ -98,7 +98,12 @@ pub struct Decision {
     /// When it arrived, since the ring.
     #[serde(rename = "atMs", serialize_with = "as_ms")]
     pub at: Duration,
-    /// Since the incoming notification was handed to the transport (the bot's latency).
+    /// The bot's notification-to-decision latency, on the emulator's monotonic clock: from
+    /// the instant the notifier starts the POST of the incoming `created` notification (token
+    /// signed or taken from the cache, request built) to the instant the REST handler has the
+    /// decision request (body read, before the emulator checks the bot's access token). Until
+    /// the notifier reports the POST's start (only in the sans-IO model without a notifier),
+    /// it is measured from the ring. The budget of `signaling/notification_to_answer`.
     #[serde(rename = "afterNotificationMs", serialize_with = "as_opt_ms")]
     pub after_notification: Option<Duration>,
     /// The request body as received.
@@ -142,6 +147,9 @@ pub struct NotificationRecord {
     /// Handed to the transport, since the ring.
     #[serde(rename = "atMs", serialize_with = "as_ms")]
     pub at: Duration,
+    /// When the notifier started the POST (token ready, request built), since the ring.
+    #[serde(rename = "sentAtMs", serialize_with = "as_opt_ms")]
+    pub sent_at: Option<Duration>,
     /// Where it was POSTed.
     pub url: String,
     /// `created`, `updated` or `deleted`.

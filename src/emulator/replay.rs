@@ -90,6 +90,10 @@ pub(crate) async fn replay(
         .and_then(|c| c.tenant_id.clone())
         .unwrap_or_else(|| shared.app.tenant_id.clone());
     let app_id = shared.app.client_id.clone();
+    // The saved notification comes from its call's tenant, which must have consented to the
+    // app for the notification to exist: the emulator's directory records that consent, so
+    // the bot can get a token for the call's tenant (its answer is refused with 7504 otherwise).
+    shared.identity.consent_tenant(&app_id, &tenant);
     let imported = match incoming {
         Some(call) => {
             let id = shared.model().handle_import(

@@ -112,14 +112,17 @@ async fn serve(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The request's arrival (body read): where the bot's decision latency ends.
+    let received = Instant::now();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth = s
+    let token = s
         .identity
         .validate_access_token(authorization)
-        .map(|info| info.app_id)
         .map_err(|e| e.to_string());
+    let tenant = token.as_ref().ok().map(|info| info.tenant_id.clone());
+    let auth = token.map(|info| info.app_id);
     // An accepted answer hands the bot's media blob to the media desk.
     let answered = (op == Op::Answer).then(|| (call_id.clone(), body.clone()));
     let req = ApiRequest {
@@ -130,8 +133,9 @@ async fn serve(
         headers: recorded_headers(headers),
         body: body.to_vec(),
         auth,
+        tenant,
     };
-    let resp = s.model().handle_request(Instant::now(), req);
+    let resp = s.model().handle_request(received, req);
     s.pump();
     if let Some((id, body)) = answered
         && resp.status == 202

@@ -433,6 +433,12 @@ impl Shared {
             std::iter::from_fn(|| m.poll_output()).collect()
         };
         for Output::Notify(d) in outputs {
+            let sending = {
+                let shared = Arc::clone(self);
+                move |d: &super::model::Delivery, at: Instant| {
+                    shared.model().handle_sending(at, &d.call_id, d.seq);
+                }
+            };
             let report = {
                 let shared = Arc::clone(self);
                 move |d: &super::model::Delivery, result| {
@@ -451,7 +457,7 @@ impl Shared {
                         .is_none_or(|c| c.state == Phase::Terminated)
                 }
             };
-            self.notifier.dispatch(d, report, done);
+            self.notifier.dispatch(d, sending, report, done);
         }
         self.changed.send_modify(|v| *v += 1);
     }

@@ -10,6 +10,7 @@
 //! | [`PromptPlayer`] | pre-decoded prompt frames | — |
 //! | [`AppEndpoint`] | PCM frames from the application | PCM frames to the application |
 //! | [`RecorderTap`] | — | record events for an off-shard writer |
+//! | [`EchoMember`] | another member's input, a fixed delay later | — |
 //!
 //! Members are built off the shard (constructors allocate queues and codec state), boxed, and
 //! moved into a room with [`crate::media::room::Room::add_member`]; a removed member comes back
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use rtrb::{Consumer, Producer};
 
 use crate::media::codec::CodecError;
+use crate::media::echo::EchoMember;
 use crate::media::endpoint::{AppAudio, AppEndpoint};
 use crate::media::frame::AudioFrame;
 use crate::media::leg::{CallLeg, CallLegConfig, LegPort};
@@ -56,6 +58,8 @@ pub enum MemberKind {
     App(AppEndpoint),
     /// A recorder.
     Recorder(RecorderTap),
+    /// An echo of another member.
+    Echo(EchoMember),
 }
 
 /// One member of a room.
@@ -155,6 +159,16 @@ impl Member {
         )
     }
 
+    /// An echo of member `source`, `delay` later (rounded to whole 20 ms frames, see
+    /// [`crate::media::echo::EchoDelay::new`]).
+    pub fn echo(id: MemberId, source: MemberId, delay: std::time::Duration) -> Box<Self> {
+        Self::new(
+            id,
+            MemberKind::Echo(EchoMember::new(source, delay)),
+            VoiceConfig::default(),
+        )
+    }
+
     /// The member's id.
     pub fn id(&self) -> MemberId {
         self.id
@@ -190,6 +204,7 @@ impl Member {
         let (active, priority) = match &mut self.kind {
             MemberKind::CallLeg(leg) => (leg.receive(now, &mut self.vad, &mut self.frame), false),
             MemberKind::App(app) => (app.receive(&mut self.vad, &mut self.frame), false),
+            MemberKind::Echo(echo) => (echo.receive(&mut self.vad, &mut self.frame), false),
             MemberKind::Prompt(player) => {
                 let playing = player.advance().is_some();
                 match player.frame() {

@@ -18,7 +18,7 @@ use mediabot::adapters::webrtc::{
 };
 use mediabot::graph::{CallId, GraphErrorBody};
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::frame::AudioFrame;
 use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
 use mediabot::media::prompt::Prompt;
 use mediabot::session::blob::MediaSessionBlob;
@@ -160,20 +160,10 @@ pub async fn refused(response: reqwest::Response, status: StatusCode, code: &str
 
 /// The speech the media processor sends, as 20 ms frames (looped by [`stream`]).
 pub fn speech_frames() -> Vec<AudioFrame> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/media/caller-48k.wav");
-    let mut reader = hound::WavReader::open(path).expect("caller wav");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect();
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .take(SPEECH_FRAMES)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    let mut frames =
+        mediabot::media::wav::media_frames("caller-48k.wav").expect("media file present");
+    frames.truncate(SPEECH_FRAMES);
+    frames
 }
 
 /// Frames of speech before [`stream`] starts over.

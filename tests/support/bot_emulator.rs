@@ -1,15 +1,17 @@
 //! Glue for end-to-end tests: the emulator and the bot on loopback HTTPS, trusting each other's
-//! self-signed certificates, and small waiting helpers.
+//! self-signed certificates (started by `mediabot::emulator::stack`), and small waiting
+//! helpers.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediabot::adapters::bot::{Bot, BotConfig, BotHandle};
+use mediabot::adapters::bot::BotHandle;
 use mediabot::adapters::call_handler::CallHandler;
 use mediabot::adapters::demo_handler::{DemoHandler, DemoHandlerConfig};
 use mediabot::call::{CallConfig, CallId, CallRecord};
-use mediabot::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use mediabot::emulator::EmulatorHandle;
+use mediabot::emulator::stack::start_signaling;
 
 /// An emulator and a bot wired to it.
 pub struct Pair {
@@ -19,26 +21,16 @@ pub struct Pair {
     pub bot: BotHandle,
 }
 
-/// Starts the emulator and a bot using `handler` and `call` (deadlines, default decision).
+/// Starts the emulator and a bot using `handler` and `call` (deadlines, default decision),
+/// with the library's harness.
 pub async fn start(handler: Arc<dyn CallHandler>, call: CallConfig) -> Pair {
-    let emu = Emulator::start(EmulatorConfig::default())
+    let stack = start_signaling(handler, |cfg| cfg.call = call)
         .await
-        .expect("emulator starts");
-    let app = emu.app().clone();
-    let mut cfg = BotConfig::new(
-        &app.client_id,
-        &app.client_secret,
-        &app.tenant_id,
-        &emu.graph_url(),
-        &emu.token_url(),
-        &emu.openid_url(),
-    );
-    cfg.extra_roots = vec![emu.certificate().clone()];
-    cfg.call = call;
-    let bot = Bot::start(cfg, handler).await.expect("bot starts");
-    emu.trust_bot_certificate(bot.certificate().clone())
-        .expect("trust bot certificate");
-    Pair { emu, bot }
+        .expect("emulator and bot start");
+    Pair {
+        emu: stack.emulator,
+        bot: stack.bot,
+    }
 }
 
 /// Starts a pair with the demo handler.

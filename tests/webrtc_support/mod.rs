@@ -10,7 +10,7 @@ use mediabot::adapters::webrtc::{
     MediaTransportConfig,
 };
 use mediabot::media::codec::{CodecBackend, EncoderConfig, OpusEncoder};
-use mediabot::media::frame::{AudioFrame, FRAME_SAMPLES};
+use mediabot::media::frame::AudioFrame;
 use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
 
 /// One end of a call: its session, the shard's queue ends and the shard's egress signal.
@@ -78,21 +78,11 @@ pub async fn next_event(ends: &mut LegEnds, within: Duration) -> Option<MediaEve
 
 /// The WAV file as 20 ms frames.
 pub fn frames(path: &str, seconds: f32) -> Vec<AudioFrame> {
-    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    let mut reader = hound::WavReader::open(&path).expect("media file present");
-    let pcm: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("valid wav"))
-        .collect();
-    let n = (seconds * 50.0) as usize;
-    pcm.chunks_exact(FRAME_SAMPLES)
-        .take(n)
-        .map(|c| {
-            let mut f = AudioFrame::silence();
-            f.copy_from_i16(c);
-            f
-        })
-        .collect()
+    let mut frames =
+        mediabot::media::wav::read_frames(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+            .expect("media file present");
+    frames.truncate((seconds * 50.0) as usize);
+    frames
 }
 
 pub fn encode(frames: &[AudioFrame]) -> Vec<OpusPacket> {
@@ -159,18 +149,43 @@ pub async fn collect(
     got
 }
 
-/// Distinct open sockets of this process (UDP, Unix), from `/proc/self/fd`. Other
-/// descriptors, and duplicates of one socket, are left out: the test harness's own threads
-/// open epoll/eventfd descriptors and dup its sockets as tests start.
-pub fn open_sockets() -> usize {
-    let mut inodes: Vec<String> = std::fs::read_dir("/proc/self/fd")
+/// This process's socket descriptors, as their `/proc/self/fd` link texts (`socket:[inode]`).
+fn socket_links() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
                 .map(|l| l.to_string_lossy().into_owned())
                 .filter(|l| l.starts_with("socket:"))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Waits up to 2 s for the runtime's tasks and this process's sockets to fall back to
+/// `tasks0` and `sockets0`; fails the test with what is left if they do not.
+pub async fn assert_settled(tasks0: usize, sockets0: usize) {
+    let mut settled = false;
+    for _ in 0..100 {
+        if alive_tasks() <= tasks0 && open_sockets() <= sockets0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        settled,
+        "tasks {tasks0} -> {}, sockets {sockets0} -> {}: {}",
+        alive_tasks(),
+        open_sockets(),
+        describe_sockets()
+    );
+}
+
+/// Distinct open sockets of this process (UDP, Unix), from `/proc/self/fd`. Other
+/// descriptors, and duplicates of one socket, are left out: the test harness's own threads
+/// open epoll/eventfd descriptors and dup its sockets as tests start.
+pub fn open_sockets() -> usize {
+    let mut inodes = socket_links();
     inodes.sort();
     inodes.dedup();
     inodes.len()
@@ -178,14 +193,7 @@ pub fn open_sockets() -> usize {
 
 /// The socket descriptors and what they are, for failure messages.
 pub fn describe_sockets() -> String {
-    let inodes: Vec<String> = std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .map(|l| l.to_string_lossy().into_owned())
-                .filter(|l| l.starts_with("socket:"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let inodes = socket_links();
     let mut out = format!("{inodes:?}");
     for f in ["/proc/self/net/udp", "/proc/self/net/unix"] {
         if let Ok(t) = std::fs::read_to_string(f) {

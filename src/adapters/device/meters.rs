@@ -10,6 +10,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::adapters::device::Direction;
+
 /// A snapshot of a device member's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
@@ -54,9 +56,11 @@ pub struct DeviceStats {
     pub stream_errors: u64,
     /// Of those, xruns: a callback came too late and the backend restarted the stream.
     pub xruns: u64,
-    /// The capture stream failed for good (the member is silent from then on).
+    /// The capture stream has failed (the member is silent): for good after a fatal error
+    /// (device gone), or while it stalls (errors and no data callback for 500 ms; cleared
+    /// when its data callbacks resume).
     pub input_lost: bool,
-    /// The playback stream failed for good (the member's output is dropped from then on).
+    /// The playback stream has failed (the member's output is dropped), as `input_lost`.
     pub output_lost: bool,
 }
 
@@ -84,6 +88,11 @@ pub(crate) struct Meters {
     pub(crate) xruns: AtomicU64,
     pub(crate) input_lost: AtomicBool,
     pub(crate) output_lost: AtomicBool,
+    /// The side's callback count when it was marked lost; [`LOST_FOR_GOOD`] after a fatal
+    /// error. A side whose callbacks went on since is not lost any more.
+    pub(crate) input_lost_at: AtomicU64,
+    /// As `input_lost_at`.
+    pub(crate) output_lost_at: AtomicU64,
     /// The last stream error's text (written only by the error callbacks, never by the
     /// data callbacks).
     pub(crate) last_error: Mutex<Option<String>>,
@@ -112,11 +121,41 @@ impl Meters {
             playback_standing_max: l(&self.playback_standing_max),
             stream_errors: l(&self.stream_errors),
             xruns: l(&self.xruns),
-            input_lost: self.input_lost.load(Ordering::Relaxed),
-            output_lost: self.output_lost.load(Ordering::Relaxed),
+            input_lost: self.lost(Direction::Input),
+            output_lost: self.lost(Direction::Output),
         }
     }
+
+    /// The flag, the callback count when lost and the callback counter of one side.
+    pub(crate) fn side(&self, direction: Direction) -> (&AtomicBool, &AtomicU64, &AtomicU64) {
+        match direction {
+            Direction::Input => (
+                &self.input_lost,
+                &self.input_lost_at,
+                &self.capture_callbacks,
+            ),
+            Direction::Output => (
+                &self.output_lost,
+                &self.output_lost_at,
+                &self.playback_callbacks,
+            ),
+        }
+    }
+
+    /// True while `direction` is lost: for good after a fatal error; after a stall, until
+    /// its data callbacks run again.
+    pub(crate) fn lost(&self, direction: Direction) -> bool {
+        let (lost, at, callbacks) = self.side(direction);
+        if !lost.load(Ordering::Relaxed) {
+            return false;
+        }
+        let at = at.load(Ordering::Relaxed);
+        at == LOST_FOR_GOOD || callbacks.load(Ordering::Relaxed) == at
+    }
 }
+
+/// `*_lost_at` of a side that failed for good.
+pub(crate) const LOST_FOR_GOOD: u64 = u64::MAX;
 
 /// Adds one to a counter.
 #[inline]

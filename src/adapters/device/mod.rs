@@ -20,8 +20,10 @@
 //!   [`DeviceStats`]): each side absorbs the device's callback size and holds back at most
 //!   20 ms standing; overruns, underruns and trims are counted.
 //! - A stream that fails mid-call (device unplugged, sound server gone) is logged, counted and
-//!   reported by [`DeviceHandle::stats`]; the room goes on (the member is silent, its output is
-//!   dropped and counted by the room).
+//!   reported by [`DeviceHandle::stats`] / [`DeviceHandle::is_lost`]; the room goes on (the
+//!   member is silent, its output is dropped and counted by the room). A fatal error is final
+//!   for this handle; a stall (errors and no data for 500 ms) counts as lost only until the
+//!   data callbacks resume.
 //!
 //! ALSA reads its configuration (`~/.asoundrc`, `ALSA_CONFIG_PATH`) once per process, so tests
 //! that point it at fake devices run in a child process of their own (see
@@ -36,6 +38,7 @@
 mod capture;
 mod choice;
 mod meters;
+mod participant;
 mod playback;
 
 use std::sync::Arc;
@@ -49,7 +52,8 @@ use cpal::{SampleFormat, Stream};
 use crate::adapters::device::capture::Capture;
 pub use crate::adapters::device::choice::{StreamFormat, SupportedConfig};
 pub use crate::adapters::device::meters::DeviceStats;
-use crate::adapters::device::meters::Meters;
+use crate::adapters::device::meters::{LOST_FOR_GOOD, Meters};
+pub use crate::adapters::device::participant::DeviceParticipant;
 use crate::adapters::device::playback::Playback;
 use crate::media::member::{Member, MemberError};
 use crate::media::resample::ResampleError;
@@ -104,11 +108,16 @@ pub enum DeviceError {
     /// The sound system could not be asked for devices.
     #[error("cannot list sound devices: {0}")]
     Host(String),
-    /// No device was named and there is no default one.
-    #[error("no default {direction} device; devices: {}", list(available))]
+    /// No device was named and there is no usable default one.
+    #[error(
+        "no usable default {direction} device ({reason}); devices: {}",
+        list(available)
+    )]
     NoDevice {
         /// Which side.
         direction: Direction,
+        /// Why the default is not usable (none, or what the sound system said opening it).
+        reason: String,
         /// Names of the devices that exist.
         available: Vec<String>,
     },
@@ -249,10 +258,11 @@ impl DeviceHandle {
         self.output.as_ref().map(|(c, _)| c)
     }
 
-    /// True once a stream has failed for good (the call goes on without it).
+    /// True while a stream has failed (the call goes on without it): for good after a fatal
+    /// error (the device is gone), or while it stalls (errors and no data callback for
+    /// 500 ms; false again once its data callbacks resume).
     pub fn is_lost(&self) -> bool {
-        self.meters.input_lost.load(Ordering::Relaxed)
-            || self.meters.output_lost.load(Ordering::Relaxed)
+        self.meters.lost(Direction::Input) || self.meters.lost(Direction::Output)
     }
 
     /// The text of the last error a stream reported, if any.
@@ -296,7 +306,10 @@ fn hook(entering: bool) {
 
 /// Opens a sound device as room member `id`: `name` picks the device for both sides (the
 /// default devices when `None`; [`DeviceOptions::input_device`] / `output_device` override
-/// per side). Returns the member, to add to a room, and the handle that keeps it running.
+/// per side). A name matches, in this order: a device whose name or description is exactly
+/// `name`; the same ignoring case; else the first device (in [`list_devices`] order) that can
+/// capture (resp. play) and whose name or description contains `name`, ignoring case — so
+/// `usb` finds `hw:CARD=USB,DEV=0` or a device described as "USB Audio". Returns the member, to add to a room, and the handle that keeps it running.
 ///
 /// # Errors
 /// [`DeviceError::NotFound`] / [`DeviceError::NoDevice`] (listing the devices that exist),
@@ -448,25 +461,76 @@ fn find(
             Direction::Input => host.default_input_device(),
             Direction::Output => host.default_output_device(),
         };
-        return device.ok_or_else(|| DeviceError::NoDevice {
+        let device = device.ok_or_else(|| DeviceError::NoDevice {
             direction,
+            reason: "there is none".to_owned(),
             available: available(),
-        });
+        })?;
+        // A default that cannot even say what it supports (no sound card behind it) is as
+        // good as none: say which devices exist.
+        let name = device_name(&device);
+        return match ranges(&device, direction, &name) {
+            Ok(_) => Ok(device),
+            Err(e) => Err(DeviceError::NoDevice {
+                direction,
+                reason: e.to_string(),
+                available: available(),
+            }),
+        };
     };
-    let devices = host
+    let devices: Vec<cpal::Device> = host
         .devices()
-        .map_err(|e| DeviceError::Host(e.to_string()))?;
-    for d in devices {
-        let described = d.description().map(|x| x.name().to_owned()).ok();
-        if device_name(&d) == name || described.as_deref() == Some(name) {
-            return Ok(d);
-        }
+        .map_err(|e| DeviceError::Host(e.to_string()))?
+        .collect();
+    if let Some(d) = matching(&devices, name, direction) {
+        return Ok(d.clone());
     }
     Err(DeviceError::NotFound {
         name: name.to_owned(),
         direction,
         available: available(),
     })
+}
+
+/// The device `name` names, in this order: a device whose name (or description) is exactly
+/// `name`; the same ignoring case; the first device (in listing order) able to do
+/// `direction` whose name or description contains `name`, ignoring case.
+fn matching<'a>(
+    devices: &'a [cpal::Device],
+    name: &str,
+    direction: Direction,
+) -> Option<&'a cpal::Device> {
+    let names: Vec<(String, String)> = devices
+        .iter()
+        .map(|d| {
+            let described = d
+                .description()
+                .map(|x| x.name().to_owned())
+                .unwrap_or_default();
+            (device_name(d), described)
+        })
+        .collect();
+    let exact = |ignore_case: bool| {
+        names.iter().position(|(id, described)| {
+            if ignore_case {
+                id.eq_ignore_ascii_case(name) || described.eq_ignore_ascii_case(name)
+            } else {
+                id == name || described == name
+            }
+        })
+    };
+    let lower = name.to_lowercase();
+    let can = |d: &cpal::Device| match direction {
+        Direction::Input => d.supports_input(),
+        Direction::Output => d.supports_output(),
+    };
+    let found = exact(false).or_else(|| exact(true)).or_else(|| {
+        names.iter().zip(devices).position(|((id, described), d)| {
+            (id.to_lowercase().contains(&lower) || described.to_lowercase().contains(&lower))
+                && can(d)
+        })
+    })?;
+    devices.get(found)
 }
 
 fn ranges(
@@ -486,17 +550,20 @@ fn ranges(
 }
 
 /// The stream error callback: log (the first few, then every 1000th), count, and mark the
-/// side lost when the device is gone — a fatal error kind, or errors (xruns aside) for
-/// [`LOST_AFTER`] with no data callback in between.
+/// side lost when the device is gone.
+///
+/// - A fatal error kind (device not available, stream invalidated, device changed) marks it
+///   lost for good: cpal does not restart such a stream.
+/// - Errors (xruns aside) for [`LOST_AFTER`] with no data callback in between mark it lost
+///   *while the stall lasts*: a loaded sound server (PulseAudio under load) can fail a stream
+///   with EIO for longer than that and then carry on, so once the side's data callbacks run
+///   again it is not lost any more ([`Meters::lost`]); the next error logs that it came back.
 fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl FnMut(cpal::Error) {
     let mut callbacks_seen = u64::MAX;
     let mut failing_since: Option<Instant> = None;
     move |e: cpal::Error| {
         let n = meters.stream_errors.fetch_add(1, Ordering::Relaxed) + 1;
-        let (lost, callbacks) = match direction {
-            Direction::Input => (&meters.input_lost, &meters.capture_callbacks),
-            Direction::Output => (&meters.output_lost, &meters.playback_callbacks),
-        };
+        let (lost, lost_at, callbacks) = meters.side(direction);
         let callbacks = callbacks.load(Ordering::Relaxed);
         let now = Instant::now();
         if e.kind() == cpal::ErrorKind::Xrun {
@@ -512,18 +579,29 @@ fn on_error(meters: Arc<Meters>, direction: Direction, device: String) -> impl F
             cpal::ErrorKind::DeviceNotAvailable
                 | cpal::ErrorKind::StreamInvalidated
                 | cpal::ErrorKind::DeviceChanged
-        ) || failing_for >= LOST_AFTER;
+        );
         if let Ok(mut last) = meters.last_error.lock() {
             *last = Some(format!("{direction} {device}: {e}"));
         }
         if lost.load(Ordering::Relaxed) {
-            // Some backends retry a vanished device forever: do not let that spin a core.
-            std::thread::sleep(LOST_RETRY_PAUSE);
-            return;
+            let at = lost_at.load(Ordering::Relaxed);
+            if at != LOST_FOR_GOOD && at != callbacks {
+                // It ran again since it stalled: it came back (and may be stalling anew).
+                lost.store(false, Ordering::Relaxed);
+                tracing::info!(%device, %direction, "sound device is back after a stall");
+            } else {
+                // Some backends retry a vanished device forever: do not let that spin a core.
+                std::thread::sleep(LOST_RETRY_PAUSE);
+                return;
+            }
         }
-        if fatal {
+        if fatal || failing_for >= LOST_AFTER {
+            lost_at.store(
+                if fatal { LOST_FOR_GOOD } else { callbacks },
+                Ordering::Relaxed,
+            );
             if !lost.swap(true, Ordering::Relaxed) {
-                tracing::warn!(%device, %direction, error = %e, "sound device lost; the call goes on without it");
+                tracing::warn!(%device, %direction, error = %e, fatal, "sound device lost; the call goes on without it");
             }
             return;
         }

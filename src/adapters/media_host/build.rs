@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::config::{CallBehaviour, MediaHostConfig};
-use crate::adapters::call_room::{CallCounters, CallRoom, Echo};
+use crate::adapters::call_room::{CallCounters, CallRoom};
 use crate::adapters::recording::{
     RecordingError, RecordingHandle, RecordingOptions, RecordingSummary, RecordingWriter,
 };
@@ -16,7 +16,6 @@ use crate::adapters::webrtc::{
     Egress, LegQueues, MediaEvent, MediaSession, MediaTransport, TransportError, sdp,
 };
 use crate::graph::CallId;
-use crate::media::echo::EchoDelay;
 use crate::media::leg::CallLegConfig;
 use crate::media::member::Member;
 use crate::media::prompt::PlayMode;
@@ -29,6 +28,8 @@ const LEG: MemberId = MemberId(1);
 const GREETING: MemberId = MemberId(2);
 const ECHO: MemberId = MemberId(3);
 const RECORDER: MemberId = MemberId(4);
+/// The local participant (a sound device), when it is in this call.
+pub(super) const LOCAL: MemberId = MemberId(5);
 
 /// What negotiation built for a call, before it is installed.
 pub(super) struct Built {
@@ -63,6 +64,9 @@ pub(super) async fn answer(
         max_members: 8,
         encoder: config.encoder,
         backend: config.backend,
+        // One call leg per room (Teams' media processor mixes the call's participants into
+        // it): a shared encoder would have nobody to share with, and costs ≈ 200 KiB.
+        shared_encode: false,
         ..RoomConfig::default()
     };
     let mut room = Room::new(room_id, room_config).map_err(|e| unavailable("room", &e))?;
@@ -84,13 +88,9 @@ pub(super) async fn answer(
     }
     let echo = match behaviour.echo_delay {
         Some(delay) => {
-            let (member, audio) =
-                Member::app_endpoint(ECHO, 4).map_err(|e| unavailable("echo", &e))?;
-            room.add_member(member).map_err(full)?;
-            Some(Echo {
-                delay: EchoDelay::new(delay),
-                audio,
-            })
+            room.add_member(Member::echo(ECHO, LEG, delay))
+                .map_err(full)?;
+            Some(ECHO)
         }
         None => None,
     };

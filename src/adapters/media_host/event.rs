@@ -30,6 +30,16 @@ pub enum SessionEvent {
     Media(MediaEvent),
     /// The session was never negotiated and expired.
     Expired,
+    /// The local participant (a sound device) joined this call's room; its description.
+    LocalJoined(String),
+    /// The local participant could not join this call (the call goes on without it): why.
+    LocalFailed(String),
+    /// The local participant left this call (the call ended); `lost`: it had failed during
+    /// the call (e.g. the device vanished) and the call went on without it.
+    LocalLeft {
+        /// It had failed during the call.
+        lost: bool,
+    },
     /// The session ended and everything it held was released (the last event of a session).
     Ended {
         /// Why.

@@ -19,8 +19,15 @@
 //!
 //! [`CallBehaviour`] says which members the room gets besides the caller's leg: a greeting
 //! prompt (played once when media connects), an echo of the caller after a delay
-//! ([`crate::media::echo::EchoDelay`] driving an application endpoint, see
-//! [`super::call_room`]) and a recording ([`super::recording`]).
+//! ([`crate::media::echo::EchoMember`], see [`super::call_room`]) and a recording
+//! ([`super::recording`]).
+//!
+//! # The local participant
+//!
+//! With [`MediaHostConfig::local`] (a sound device: `--device`), the person at this machine
+//! joins one call at a time: the oldest connected call while it is free, moving on to the
+//! next oldest when that call ends (the `seat` submodule;
+//! policy in [`crate::adapters::local_participant`]).
 //!
 //! # Threads and tasks per call
 //!
@@ -39,6 +46,7 @@
 mod build;
 mod config;
 mod event;
+mod seat;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +58,7 @@ use tokio::sync::mpsc;
 use self::build::{Built, Recording};
 pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
 pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
+use self::seat::Seat;
 use super::call_room::{CallCounters, CallRoom};
 use super::shard::{ShardError, ShardPool, ShardStats};
 use super::webrtc::{MediaEvent, MediaSession, MediaTransport};
@@ -102,6 +111,10 @@ struct Counters {
 struct State {
     registry: SessionRegistry,
     calls: HashMap<CallId, CallMedia>,
+    /// Where the local participant is.
+    seat: Seat,
+    /// Order in which rooms went to the shards (the local participant takes the oldest).
+    next_connected: u64,
 }
 
 /// What the host holds for one call.
@@ -114,6 +127,8 @@ struct CallMedia {
     pending_room: Option<CallRoom>,
     /// On a shard.
     room: Option<RoomId>,
+    /// When the room went to a shard (an order, not a time).
+    connected: Option<u64>,
     counters: Option<Arc<CallCounters>>,
     recording: Option<Recording>,
 }
@@ -135,6 +150,8 @@ impl MediaHost {
             state: Mutex::new(State {
                 registry: SessionRegistry::new(config.registry),
                 calls: HashMap::new(),
+                seat: Seat::Free,
+                next_connected: 0,
             }),
             events: tx,
             next_room: AtomicU64::new(1),
@@ -180,6 +197,7 @@ impl MediaHost {
                 media: None,
                 pending_room: None,
                 room: None,
+                connected: None,
                 counters: None,
                 recording: None,
             },
@@ -272,6 +290,11 @@ impl MediaHost {
                 .unwrap_or_default(),
             transport,
         })
+    }
+
+    /// The call the local participant ([`MediaHostConfig::local`]) is in, if any.
+    pub fn local_call(&self) -> Option<CallId> {
+        self.inner.local_call()
     }
 
     /// Host-wide counters.
@@ -382,7 +405,9 @@ impl Inner {
         } = built;
         let installed = {
             let mut state = self.lock();
-            let State { registry, calls } = &mut *state;
+            let State {
+                registry, calls, ..
+            } = &mut *state;
             match calls.get_mut(call_id) {
                 Some(call) if call.session_id == *id && registry.offer_accepted(id) => {
                     call.media = Some(Arc::clone(&session));
@@ -415,6 +440,7 @@ impl Inner {
     /// Media connected: the room goes to a shard (the greeting starts now).
     fn attach_room(&self, call_id: &CallId, session: &SessionId) {
         let mut state = self.lock();
+        let order = state.next_connected;
         let Some(call) = state.calls.get_mut(call_id) else {
             return;
         };
@@ -426,7 +452,11 @@ impl Inner {
         };
         let id = room.room().id();
         match self.pool.add_room(room) {
-            Ok(_) => call.room = Some(id),
+            Ok(_) => {
+                call.room = Some(id);
+                call.connected = Some(order);
+                state.next_connected += 1;
+            }
             Err(rejected) => {
                 tracing::warn!(call = %call_id, error = %rejected.error, "no shard for call room");
                 drop(state);
@@ -446,7 +476,12 @@ impl Inner {
     /// Ends a call's session and frees what it holds (only session `only`, when given).
     /// False if it had none. The call is forgotten before anything is awaited, so events of
     /// the session that arrive while it is torn down are not forwarded: `Ended` is the last.
-    async fn end(&self, call_id: &CallId, only: Option<&SessionId>, reason: EndReason) -> bool {
+    async fn end(
+        self: &Arc<Self>,
+        call_id: &CallId,
+        only: Option<&SessionId>,
+        reason: EndReason,
+    ) -> bool {
         let call = {
             let mut state = self.lock();
             if only.is_some_and(|s| state.calls.get(call_id).is_none_or(|c| c.session_id != *s)) {
@@ -458,6 +493,7 @@ impl Inner {
             state.registry.close(Instant::now(), &call.session_id);
             call
         };
+        let local = self.unseat_local(call_id);
         let negotiated = call.media.is_some();
         if let Some(media) = &call.media {
             media.close().await;
@@ -468,6 +504,14 @@ impl Inner {
             tracing::warn!(call = %call_id, error = %e, "could not remove call room");
         }
         drop(call.pending_room);
+        if local.is_some() {
+            drop(local);
+            if reason != EndReason::Shutdown {
+                // Another connected call, if any, gets the local participant.
+                let inner = Arc::clone(self);
+                tokio::spawn(async move { inner.seat_local().await });
+            }
+        }
         let recording = match call.recording {
             Some(r) => r.finish().await,
             None => None,
@@ -500,6 +544,10 @@ async fn forward(
         let reason = match event {
             MediaEvent::Connected => {
                 inner.attach_room(&call_id, &session);
+                if inner.config.local.is_some() {
+                    let inner = Arc::clone(&inner);
+                    tokio::spawn(async move { inner.seat_local().await });
+                }
                 continue;
             }
             MediaEvent::Dtmf { .. } => continue,

@@ -1,5 +1,5 @@
 //! Configuration of the WebRTC transport: where host candidates bind, what is advertised
-//! through NAT, ICE pacing and the connect timeout.
+//! through NAT, ICE pacing, the connect timeout and how soon a vanished remote is noticed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -7,7 +7,9 @@ use std::time::Duration;
 /// How every peer connection of a [`MediaTransport`](super::MediaTransport) is built.
 ///
 /// The defaults suit loopback tests and a host with a directly reachable address: host
-/// candidates on `127.0.0.1:0`, 20 ms ICE check interval, 10 s connect timeout, mDNS off.
+/// candidates on `127.0.0.1:0`, 20 ms ICE check interval, 10 s connect timeout, mDNS off,
+/// and a remote that stops answering declared gone after ≈ 5 s (ICE consent checks every
+/// 1 s; disconnected after 3 s of silence, failed 2 s later).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaTransportConfig {
     /// Local UDP addresses to bind, one socket (and one host candidate) per address per
@@ -31,6 +33,19 @@ pub struct MediaTransportConfig {
     /// Register the default interceptors (NACK generator/responder, RTCP sender and receiver
     /// reports, TWCC receiver). On by default; off only for measurements.
     pub interceptors: bool,
+    /// How long nothing may arrive from the remote (media or answers to our consent checks)
+    /// before ICE reports `disconnected` (webrtc-rs default 5 s). A remote that comes back
+    /// in time recovers the session.
+    pub ice_disconnected_timeout: Duration,
+    /// How long ICE may stay `disconnected` before it fails and the session ends with
+    /// [`FailureReason::IceFailed`](super::FailureReason::IceFailed) — the call is told
+    /// (webrtc-rs default 25 s, so a vanished remote took ≈ 30 s to notice).
+    pub ice_failed_timeout: Duration,
+    /// Interval of ICE consent checks (STUN binding requests) on the selected pair while
+    /// connected (webrtc-rs default 2 s). Must be well below
+    /// [`ice_disconnected_timeout`](Self::ice_disconnected_timeout): a live remote that sends
+    /// no media is known alive only by its answers to these.
+    pub ice_keepalive_interval: Duration,
 }
 
 /// A public address mapped 1:1 onto this host by a NAT.
@@ -59,6 +74,9 @@ impl Default for MediaTransportConfig {
             connect_timeout: Duration::from_secs(10),
             gather_timeout: Duration::from_secs(5),
             interceptors: true,
+            ice_disconnected_timeout: Duration::from_secs(3),
+            ice_failed_timeout: Duration::from_secs(2),
+            ice_keepalive_interval: Duration::from_secs(1),
         }
     }
 }
@@ -68,6 +86,21 @@ impl MediaTransportConfig {
     #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the ICE timers (builder style): `disconnected` after this much silence from the
+    /// remote, `failed` (the session ends) `failed` later, consent checks every `keepalive`.
+    #[must_use]
+    pub fn with_ice_timeouts(
+        mut self,
+        disconnected: Duration,
+        failed: Duration,
+        keepalive: Duration,
+    ) -> Self {
+        self.ice_disconnected_timeout = disconnected;
+        self.ice_failed_timeout = failed;
+        self.ice_keepalive_interval = keepalive;
         self
     }
 

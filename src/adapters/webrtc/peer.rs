@@ -46,6 +46,8 @@ pub(crate) struct Hooks {
     pub ctl: mpsc::UnboundedSender<Ctl>,
     pub gathered: Notify,
     pub ice_connected: AtomicBool,
+    /// ICE went `disconnected` or `failed` after connecting (the remote stopped answering).
+    pub ice_lost: AtomicBool,
     /// Taken by the first remote track; later tracks are ignored.
     pub ingress: Mutex<Option<Ingress>>,
     /// The reader task, so the supervisor can wait for it.
@@ -70,6 +72,7 @@ impl Hooks {
             ctl,
             gathered: Notify::new(),
             ice_connected: AtomicBool::new(false),
+            ice_lost: AtomicBool::new(false),
             ingress: Mutex::new(Some(ingress)),
             reader: Mutex::new(None),
             media,
@@ -91,19 +94,32 @@ impl PeerConnectionEventHandler for Hooks {
             RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
         ) {
             self.ice_connected.store(true, Ordering::Release);
+            self.ice_lost.store(false, Ordering::Release);
+        } else if matches!(
+            state,
+            RTCIceConnectionState::Disconnected | RTCIceConnectionState::Failed
+        ) {
+            // A connected remote stopped answering (nothing for `ice_disconnected_timeout`);
+            // if the peer connection then fails, ICE lost it, not DTLS.
+            self.ice_lost.store(true, Ordering::Release);
+            if state == RTCIceConnectionState::Failed {
+                let _ = self.ctl.send(Ctl::End(Some(FailureReason::IceFailed)));
+            }
         }
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let msg = match state {
             RTCPeerConnectionState::Connected => Ctl::Connected,
-            RTCPeerConnectionState::Failed => {
-                Ctl::End(Some(if self.ice_connected.load(Ordering::Acquire) {
+            RTCPeerConnectionState::Failed => Ctl::End(Some(
+                if self.ice_connected.load(Ordering::Acquire)
+                    && !self.ice_lost.load(Ordering::Acquire)
+                {
                     FailureReason::DtlsFailed
                 } else {
                     FailureReason::IceFailed
-                }))
-            }
+                },
+            )),
             RTCPeerConnectionState::Closed => Ctl::End(None),
             _ => return,
         };
@@ -197,7 +213,12 @@ pub(crate) async fn build(
     // `with_nat_1to1_ips` but never reads it.
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(Some(cfg.ice_check_interval), None);
+        .with_ice_connection_attempts(Some(cfg.ice_check_interval), None)
+        .with_ice_timeouts(
+            Some(cfg.ice_disconnected_timeout),
+            Some(cfg.ice_failed_timeout),
+            Some(cfg.ice_keepalive_interval),
+        );
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(me)

@@ -14,6 +14,12 @@
 //!
 //! Both time tables are 64-slot rings of packed `(seq, nanoseconds)` atomics: constant size,
 //! no locks, no allocation per packet.
+//!
+//! It also turns UDP GRO off on each socket. webrtc-rs sizes its receive buffers for the
+//! socket's GRO capacity — two 96 KB buffers (64 × 1500 bytes) per peer connection, the
+//! largest part of a call's transport memory — and coalescing never pays at one audio
+//! packet per 20 ms. With GRO off the kernel returns one datagram per read, and the
+//! buffers are 2,000 bytes.
 
 use std::future::Future;
 use std::io::{self, IoSliceMut};
@@ -147,10 +153,19 @@ impl Runtime for TapRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        use std::os::fd::AsRawFd;
+        let fd = socket.as_raw_fd();
+        // The tokio runtime (quinn-udp) turns GRO on while wrapping: turn it off afterwards.
         let inner = self.inner.wrap_udp_socket(socket)?;
+        let gro_segments = if disable_gro(fd) {
+            1
+        } else {
+            inner.max_gro_segments()
+        };
         Ok(Arc::new(TapSocket {
             inner,
             tap: self.tap.clone(),
+            gro_segments,
         }))
     }
 
@@ -204,6 +219,8 @@ impl Runtime for TapRuntime {
 struct TapSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     tap: Arc<WireTap>,
+    /// What the socket may coalesce per read: 1 once GRO is off.
+    gro_segments: usize,
 }
 
 impl AsyncUdpSocket for TapSocket {
@@ -252,8 +269,33 @@ impl AsyncUdpSocket for TapSocket {
     }
 
     fn max_gro_segments(&self) -> usize {
-        self.inner.max_gro_segments()
+        self.gro_segments
     }
+}
+
+/// Turns UDP generic receive offload off on `fd` (Linux `UDP_GRO`); true when the socket
+/// now returns one datagram per read. Elsewhere GRO does not exist: true.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn disable_gro(fd: std::os::fd::RawFd) -> bool {
+    let off: libc::c_int = 0;
+    // SAFETY: `fd` is an open UDP socket owned by the wrapped socket we hold; the option
+    // value is a live `c_int` whose size is passed alongside; setsockopt does not keep it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            (&raw const off).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn disable_gro(_fd: std::os::fd::RawFd) -> bool {
+    true
 }
 
 const RING: usize = 64;
