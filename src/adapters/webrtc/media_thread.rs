@@ -39,8 +39,10 @@
 //! - Each host room's ring wakes a media thread at once, preempting the shard (no batching),
 //!   so the host's media work lands inside the ticks: at 70 in-process calls on 2 cores the
 //!   bot's tick p99 is ≈ 8.7–9.4 ms against 8.4–8.7 ms with these tasks on the shared runtime,
-//!   at about the same CPU, while frame ready → wire p99 fell from 14 ms (quiet machine) to
-//!   1.1 s (busy) down to ≈ 0.4 ms. With the emulator's sessions on the host's threads too
+//!   while frame ready → wire p99 fell from 14 ms (quiet machine) to 1.1 s (busy) down to
+//!   ≈ 0.4 ms. The process uses 5–9 points more of the machine's CPU at 70 calls (78 % against
+//!   69–73 %), most likely for these un-batched real-time wake-ups; one egress per shard, rung
+//!   once every few rooms, would cut them. With the emulator's sessions on the host's threads too
 //!   the ticks grew to 11 ms p99 and the process used ≈ 7 points more CPU.
 //! - Connection setup (ICE, DTLS handshakes) runs here too, above the shards: a burst of
 //!   connecting calls can delay ticks (one 30-call run saw 2 deadline misses before the
