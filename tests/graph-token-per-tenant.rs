@@ -34,12 +34,9 @@ async fn call_from_a_consented_tenant_is_answered_with_that_tenants_token() {
     );
     let url = pair.bot.webhook_url().to_owned();
 
-    let id = pair.emu.ring(ring_in("tenant-b", &url)).expect("ring");
     let call = pair
-        .emu
-        .wait_until(&id, |c| c.outcome != Outcome::Pending, WAIT)
-        .await
-        .expect("decided");
+        .ring_until_decided(ring_in("tenant-b", &url), WAIT)
+        .await;
     assert_eq!(call.tenant_id, "tenant-b");
     assert_eq!(call.outcome, Outcome::Answered);
     // One answer, accepted at once: a token of the configured tenant would get 403 7504.
@@ -51,12 +48,9 @@ async fn call_from_a_consented_tenant_is_answered_with_that_tenants_token() {
     assert_eq!(answers, [(202, None)]);
 
     // The configured tenant's calls still work with the prefetched token.
-    let id = pair.emu.ring(ring_in(&app.tenant_id, &url)).expect("ring");
     let call = pair
-        .emu
-        .wait_until(&id, |c| c.outcome != Outcome::Pending, WAIT)
-        .await
-        .expect("decided");
+        .ring_until_decided(ring_in(&app.tenant_id, &url), WAIT)
+        .await;
     assert_eq!(call.outcome, Outcome::Answered);
 }
 

@@ -21,28 +21,16 @@ async fn a_revoked_token_is_replaced_and_the_call_is_still_answered() {
     let url = pair.bot.webhook_url().to_owned();
 
     // A first call with the prefetched token.
-    let id = pair
-        .emu
-        .ring(RingRequest::new(&url, Scenario::P2p))
-        .expect("ring");
     let call = pair
-        .emu
-        .wait_until(&id, |c| c.outcome != Outcome::Pending, WAIT)
-        .await
-        .expect("decided");
+        .ring_until_decided(RingRequest::new(&url, Scenario::P2p), WAIT)
+        .await;
     assert_eq!(call.outcome, Outcome::Answered);
     let issued = pair.emu.identity().counts().tokens_issued;
 
     pair.emu.identity().revoke_issued_tokens();
-    let id = pair
-        .emu
-        .ring(RingRequest::new(&url, Scenario::P2p))
-        .expect("ring");
     let call = pair
-        .emu
-        .wait_until(&id, |c| c.outcome != Outcome::Pending, WAIT)
-        .await
-        .expect("decided");
+        .ring_until_decided(RingRequest::new(&url, Scenario::P2p), WAIT)
+        .await;
     assert_eq!(call.outcome, Outcome::Answered);
     let answered_at = call.requests().last().map(|r| r.at).expect("requests");
     assert!(answered_at < call.answer_window);
@@ -62,15 +50,9 @@ async fn a_revoked_token_is_replaced_and_the_call_is_still_answered() {
     assert_eq!(pair.emu.identity().counts().tokens_issued, issued + 1);
 
     // The new token serves the next call without another fetch.
-    let id = pair
-        .emu
-        .ring(RingRequest::new(&url, Scenario::P2p))
-        .expect("ring");
     let call = pair
-        .emu
-        .wait_until(&id, |c| c.outcome != Outcome::Pending, WAIT)
-        .await
-        .expect("decided");
+        .ring_until_decided(RingRequest::new(&url, Scenario::P2p), WAIT)
+        .await;
     assert_eq!(call.outcome, Outcome::Answered);
     assert_eq!(call.requests().count(), 1);
     assert_eq!(pair.emu.identity().counts().tokens_issued, issued + 1);

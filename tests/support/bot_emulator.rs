@@ -74,3 +74,20 @@ pub async fn wait_stats(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+impl Pair {
+    /// Rings the bot with `ring` and waits (up to `timeout`) until the emulator has the
+    /// call's outcome (answered, rejected, redirected, timed out…).
+    pub async fn ring_until_decided(
+        &self,
+        ring: mediabot::emulator::RingRequest,
+        timeout: Duration,
+    ) -> mediabot::emulator::record::CallRecord {
+        use mediabot::emulator::record::Outcome;
+        let id = self.emu.ring(ring).expect("ring");
+        self.emu
+            .wait_until(&id, |c| c.outcome != Outcome::Pending, timeout)
+            .await
+            .expect("decided in time")
+    }
+}
