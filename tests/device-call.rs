@@ -52,6 +52,14 @@ fn write_capture(home: &Path, samples: &[f32], pad_s: usize) {
     std::fs::write(home.join("spoken.raw"), raw).unwrap();
 }
 
+/// Waits (up to 20 s) until the bot's local participant sits in a call.
+async fn wait_for_device_seat(stack: &mediabot::emulator::media_demo::Stack) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while stack.bot.local_call().is_none() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn outcome_of(
     stack: &mediabot::emulator::media_demo::Stack,
     out: &MediaCallOutcome,
@@ -187,10 +195,7 @@ fn the_device_moves_to_the_next_call_when_its_call_ends() {
                     })
                 };
                 // The second call connects once the first has the device.
-                let until = tokio::time::Instant::now() + Duration::from_secs(20);
-                while stack.bot.local_call().is_none() && tokio::time::Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                wait_for_device_seat(&stack).await;
                 let holder = stack
                     .bot
                     .local_call()
@@ -251,10 +256,7 @@ fn a_device_that_vanishes_mid_call_leaves_the_call_running() {
                         run_call(&ctx, 0, &call("caller-48k.wav", 0, Duration::from_secs(12))).await
                     })
                 };
-                let until = tokio::time::Instant::now() + Duration::from_secs(20);
-                while stack.bot.local_call().is_none() && tokio::time::Instant::now() < until {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                wait_for_device_seat(&stack).await;
                 assert!(stack.bot.local_call().is_some(), "the device joined");
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 pulse.unload_sinks();

@@ -92,18 +92,7 @@ pub fn open_sockets() -> Option<usize> {
 /// Open UDP sockets of this process (the media's): socket inodes of `/proc/self/fd` found in
 /// `/proc/self/net/udp` and `udp6`.
 pub fn open_udp_sockets() -> Option<usize> {
-    let mine: std::collections::HashSet<u64> = std::fs::read_dir("/proc/self/fd")
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|l| {
-            l.to_string_lossy()
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let mine: std::collections::HashSet<u64> = socket_inodes("/proc/self/fd")?.collect();
     let mut n = 0;
     for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -153,20 +142,27 @@ pub fn tcp_listener_pid(port: u16) -> Option<u32> {
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .find(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .into_iter()
-                .flatten()
-                .filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .filter_map(|l| {
-                    l.to_string_lossy()
-                        .strip_prefix("socket:[")?
-                        .strip_suffix(']')?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .any(|i| inodes.contains(&i))
+            socket_inodes(&format!("/proc/{pid}/fd"))
+                .is_some_and(|mut all| all.any(|i| inodes.contains(&i)))
         })
+}
+
+/// The socket inodes among the open files listed in `fd_dir` (`/proc/<pid>/fd`); `None` if
+/// the directory cannot be read.
+fn socket_inodes(fd_dir: &str) -> Option<impl Iterator<Item = u64>> {
+    Some(
+        std::fs::read_dir(fd_dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter_map(|l| {
+                l.to_string_lossy()
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse::<u64>()
+                    .ok()
+            }),
+    )
 }
 
 /// CPU cores available to this process.
