@@ -132,6 +132,7 @@ async fn the_caller_hears_itself_after_the_delay_and_the_call_is_recorded() {
     let SessionEvent::Ended {
         reason: EndReason::CallEnded,
         recording: Some(rec),
+        ..
     } = e.kind
     else {
         panic!("expected the end of a recorded call, got {:?}", e.kind);

@@ -87,13 +87,18 @@ async fn offer_with_the_blob_token_gets_an_answer_and_media_flows_both_ways() {
     // The call ends from the bot's side: the peer's media ends and the room is gone.
     assert!(bot.host.end_session(&call).await);
     let e = next_event(&mut bot, |e| matches!(e.kind, SessionEvent::Ended { .. })).await;
-    assert_eq!(
-        e.kind,
-        SessionEvent::Ended {
-            reason: EndReason::CallEnded,
-            recording: None
-        }
-    );
+    let SessionEvent::Ended {
+        reason,
+        recording,
+        stats,
+    } = e.kind
+    else {
+        unreachable!("matched above")
+    };
+    assert_eq!((reason, recording), (EndReason::CallEnded, None));
+    // The final figures travel with the event: the session heard the peer's packets.
+    let stats = stats.expect("final statistics");
+    assert!(stats.transport.packets_in > 0, "{stats:?}");
     assert!(bot.host.stats(&call).is_none());
     let closed = tokio::time::timeout(WAIT, s.ends.events.recv()).await;
     assert_eq!(closed.ok().flatten(), Some(MediaEvent::Closed));

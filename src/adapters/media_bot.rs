@@ -397,7 +397,11 @@ async fn watch_media(
                 SessionEvent::Negotiated => o.negotiated = true,
                 SessionEvent::Media(MediaEvent::Connected) => o.connected = true,
                 SessionEvent::Media(MediaEvent::Dtmf { .. }) => o.dtmf += 1,
-                SessionEvent::Ended { reason, recording } => {
+                SessionEvent::Ended {
+                    reason,
+                    recording,
+                    stats,
+                } => {
                     // Ended by the media side, not by the call: the call is told.
                     hang_up = matches!(
                         reason,
@@ -405,6 +409,12 @@ async fn watch_media(
                     );
                     o.ended = Some(reason);
                     o.recording = recording;
+                    // The session's final figures; the call's end may have come first (then
+                    // the tap below kept a slightly earlier snapshot) or after (then only these
+                    // exist, e.g. when the peer's DELETE won the race).
+                    if let Some(stats) = stats {
+                        o.last_stats = Some(*stats);
+                    }
                 }
                 SessionEvent::LocalJoined(what) => o.local = Some(what),
                 SessionEvent::LocalFailed(why) => o.local_error = Some(why),

@@ -46,6 +46,10 @@ pub enum SessionEvent {
         reason: EndReason,
         /// The recording (directory, files, integrity), when the call was recorded.
         recording: Option<RecordingSummary>,
+        /// The session's final statistics, taken after its transport closed (the session is
+        /// gone afterwards, so [`MediaHost::stats`](super::MediaHost::stats) no longer
+        /// answers). `None` only for a session that never got a room or a transport.
+        stats: Option<Box<SessionStats>>,
     },
 }
 

@@ -482,7 +482,7 @@ impl Inner {
         only: Option<&SessionId>,
         reason: EndReason,
     ) -> bool {
-        let call = {
+        let (call, phase) = {
             let mut state = self.lock();
             if only.is_some_and(|s| state.calls.get(call_id).is_none_or(|c| c.session_id != *s)) {
                 return false;
@@ -491,13 +491,28 @@ impl Inner {
                 return false;
             };
             state.registry.close(Instant::now(), &call.session_id);
-            call
+            let phase = state.registry.phase(&call.session_id);
+            (call, phase)
         };
         let local = self.unseat_local(call_id);
         let negotiated = call.media.is_some();
         if let Some(media) = &call.media {
             media.close().await;
         }
+        // Final figures, once the transport has stopped counting.
+        let stats = (call.media.is_some() || call.counters.is_some()).then(|| {
+            let transport = call.media.as_ref().map(|m| m.stats()).unwrap_or_default();
+            Box::new(SessionStats {
+                phase,
+                connect_time: transport.connect_time,
+                room: call
+                    .counters
+                    .as_ref()
+                    .map(|c| c.snapshot())
+                    .unwrap_or_default(),
+                transport,
+            })
+        });
         if let Some(room) = call.room
             && let Err(e) = self.pool.remove_room(room)
         {
@@ -519,7 +534,14 @@ impl Inner {
         if negotiated {
             self.counters.ended.fetch_add(1, Ordering::Relaxed);
         }
-        self.emit(call_id, SessionEvent::Ended { reason, recording });
+        self.emit(
+            call_id,
+            SessionEvent::Ended {
+                reason,
+                recording,
+                stats,
+            },
+        );
         true
     }
 }
