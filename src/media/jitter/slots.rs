@@ -296,7 +296,14 @@ mod tests {
     #[test]
     fn small_and_large_packets_come_back_byte_for_byte() {
         let mut s = Slots::new(16);
-        let sizes = [1, 80, INLINE_PAYLOAD, INLINE_PAYLOAD + 1, 700, MAX_OPUS_PACKET];
+        let sizes = [
+            1,
+            80,
+            INLINE_PAYLOAD,
+            INLINE_PAYLOAD + 1,
+            700,
+            MAX_OPUS_PACKET,
+        ];
         for (f, &len) in sizes.iter().enumerate() {
             assert!(s.store(f as i64, &sized(f as u16, len)));
         }
@@ -308,7 +315,11 @@ mod tests {
             let got = s.play(f as i64).unwrap();
             assert_eq!((got.meta, got.payload), (want.meta, want.payload));
         }
-        assert_eq!((s.buffered(), s.spilled()), (0, 0), "spill slots given back on play");
+        assert_eq!(
+            (s.buffered(), s.spilled()),
+            (0, 0),
+            "spill slots given back on play"
+        );
     }
 
     #[test]
@@ -320,9 +331,15 @@ mod tests {
         let f = SPILL_SLOTS as i64;
         assert!(!s.store(f, &sized(99, 1000)), "every spill slot taken");
         assert!(!s.is_buffered(f));
-        assert!(s.store(f, &sized(99, 100)), "a normal packet still fits inline");
+        assert!(
+            s.store(f, &sized(99, 100)),
+            "a normal packet still fits inline"
+        );
         assert!(s.discard(0));
-        assert!(s.store(f + 1, &sized(100, 1000)), "discard gave a spill slot back");
+        assert!(
+            s.store(f + 1, &sized(100, 1000)),
+            "discard gave a spill slot back"
+        );
         s.clear();
         assert_eq!(s.spilled(), 0);
         for f in 0..SPILL_SLOTS as i64 {
