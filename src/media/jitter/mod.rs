@@ -919,4 +919,50 @@ mod tests {
         assert_eq!(c.max_delay, ms(60));
         assert_eq!(c.min_delay, ms(60));
     }
+
+    #[test]
+    fn large_packets_play_byte_for_byte_and_beyond_the_spill_slots_are_counted() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let large = |seq: u16| {
+            let mut p = packet(7, seq, u32::from(seq) * RTP_TICKS_PER_FRAME, t0);
+            let mut bytes = vec![0xfc; 1000];
+            bytes[..2].copy_from_slice(&seq.to_be_bytes());
+            p.payload = OpusPacket::from_slice(&bytes).unwrap();
+            p
+        };
+        // A burst of 12 large packets at once: 8 spill slots, so 4 are refused (counted).
+        let outcomes: Vec<PushOutcome> = (0..12).map(|s| jb.push(t0, &large(s))).collect();
+        assert!(outcomes[..8].iter().all(|o| *o == PushOutcome::Accepted));
+        assert!(outcomes[8..].iter().all(|o| *o == PushOutcome::Overflow));
+        let s = *jb.stats();
+        assert_eq!((s.accepted, s.overflow, s.oversize), (8, 4, 4));
+        check_identities(&s);
+        // A normal-sized packet still fits while the spill slots are full.
+        assert_eq!(
+            jb.push(t0, &packet(7, 12, 12 * 960, t0)),
+            PushOutcome::Accepted
+        );
+        let mut played = Vec::new();
+        for tick in 0..40u32 {
+            if let Playout::Packet(p) = jb.pop(t0 + FRAME_DURATION * tick) {
+                played.push((seq_of(&p.payload), p.payload.len()));
+            }
+        }
+        // (The burst is excess delay, so some are dropped to shrink it: counted in `dropped`.)
+        assert!(played.len() >= 4 && played.contains(&(12, 3)), "{played:?}");
+        let s = *jb.stats();
+        assert_eq!(s.played + s.dropped, 9, "{s:?}");
+        assert!(
+            played
+                .iter()
+                .all(|&(seq, len)| len == if seq < 8 { 1000 } else { 3 })
+        );
+        // Played packets gave their spill slots back: a new burst fits again.
+        let accepted = (20..28)
+            .map(|s| jb.push(t0 + FRAME_DURATION * 40, &large(s)))
+            .filter(|o| matches!(o, PushOutcome::Accepted | PushOutcome::Resync))
+            .count();
+        assert_eq!((accepted, jb.stats().oversize), (8, 4), "{:?}", jb.stats());
+    }
 }
