@@ -192,6 +192,9 @@ fn parse_codec(name: &str) -> Result<CodecBackend, String> {
         .find(|b| b.name() == name)
         .ok_or_else(|| {
             let names: Vec<&str> = CodecBackend::ALL.iter().map(|b| b.name()).collect();
-            format!("unknown codec {name:?} (this build has: {})", names.join(", "))
+            format!(
+                "unknown codec {name:?} (this build has: {})",
+                names.join(", ")
+            )
         })
 }
