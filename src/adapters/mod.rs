@@ -19,6 +19,7 @@ pub mod malloc_arenas;
 pub mod media_bot;
 pub mod media_handler;
 pub mod media_host;
+pub mod memory_trim;
 pub mod negotiation;
 pub mod notification_auth;
 pub mod process_stats;

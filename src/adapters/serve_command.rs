@@ -29,6 +29,7 @@ use super::local_participant::sound_device;
 use super::media_bot::{MediaBot, MediaBotConfig, MediaBotError};
 use super::notification_auth::SKYPE_OPENID_METADATA_URL;
 use super::tls::{TlsError, TlsIdentity};
+use crate::media::codec::CodecBackend;
 
 /// Flags of `mediabot serve`.
 #[derive(Clone, Debug, clap::Args)]
@@ -88,6 +89,10 @@ pub struct ServeArgs {
     /// Do not record.
     #[arg(long)]
     pub no_record: bool,
+    /// The Opus backend: `opus-rs` (pure Rust, the default) or, in a build with the
+    /// `libopus` feature, `libopus`.
+    #[arg(long, value_name = "NAME", default_value = "opus-rs", value_parser = parse_codec)]
+    pub codec: CodecBackend,
     /// Put the person at this machine into the calls through a sound device (feature
     /// `device`): the default input and output, or the device NAME (exact name, else the
     /// first whose name or description contains NAME, ignoring case; `mediabot devices`
@@ -134,6 +139,7 @@ impl ServeArgs {
             cfg.extra_roots.extend(certs);
         }
         let mut media = MediaBotConfig::new(cfg);
+        media.media.backend = self.codec;
         media.media_listen = self.media_listen;
         media.media_public_url = self.media_public_url.clone();
         if self.no_greeting {
@@ -176,4 +182,19 @@ impl ServeArgs {
             .map_err(|e| MediaBotError::Bot(BotError::Io(e.to_string())))?;
         runtime.block_on(self.run())
     }
+}
+
+/// `--codec`: a backend compiled into this build, by [`CodecBackend::name`].
+fn parse_codec(name: &str) -> Result<CodecBackend, String> {
+    CodecBackend::ALL
+        .iter()
+        .copied()
+        .find(|b| b.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = CodecBackend::ALL.iter().map(|b| b.name()).collect();
+            format!(
+                "unknown codec {name:?} (this build has: {})",
+                names.join(", ")
+            )
+        })
 }

@@ -22,7 +22,7 @@
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use crate::media::frame::AudioFrame;
+use crate::media::frame::{AudioFrame, FRAME_SAMPLES};
 use crate::media::leg::PlayoutMark;
 use crate::media::packet::{OpusPacket, RtpMeta};
 use crate::media::room::MemberId;
@@ -56,8 +56,10 @@ pub enum RecordEntry {
     Silence,
     /// The leg was not in the room this tick.
     Absent,
-    /// This tick's mix.
-    Mixed(AudioFrame),
+    /// This tick's mix as PCM16 (what `mix.wav` holds; saturated at full scale). Half the
+    /// size of an `f32` frame, which halves every queue slot: the queue turns over every few
+    /// ticks, so all of it is resident for the whole call.
+    Mixed([i16; FRAME_SAMPLES]),
 }
 
 /// What a recorder tap emits: one per stream per tick.
@@ -156,7 +158,9 @@ impl RecorderTap {
     /// Emits the mix entry for this tick.
     pub(crate) fn record_mix(&mut self, mix: &AudioFrame) {
         if self.mix {
-            self.emit(RecordStream::Mix, RecordEntry::Mixed(mix.clone()));
+            let mut pcm = [0i16; FRAME_SAMPLES];
+            mix.copy_to_i16(&mut pcm);
+            self.emit(RecordStream::Mix, RecordEntry::Mixed(pcm));
         }
     }
 

@@ -60,6 +60,7 @@ pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
 pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
 use self::seat::Seat;
 use super::call_room::{CallCounters, CallRoom};
+use super::memory_trim::{self, TrimPolicy};
 use super::shard::{ShardError, ShardPool, ShardStats};
 use super::webrtc::{MediaEvent, MediaSession, MediaTransport};
 use crate::graph::CallId;
@@ -115,6 +116,8 @@ struct State {
     seat: Seat,
     /// Order in which rooms went to the shards (the local participant takes the oldest).
     next_connected: u64,
+    /// When to give the heap that ended calls freed back to the OS (see `sweep`).
+    trim: TrimPolicy,
 }
 
 /// What the host holds for one call.
@@ -152,6 +155,7 @@ impl MediaHost {
                 calls: HashMap::new(),
                 seat: Seat::Free,
                 next_connected: 0,
+                trim: TrimPolicy::default(),
             }),
             events: tx,
             next_room: AtomicU64::new(1),
@@ -534,6 +538,7 @@ impl Inner {
         if negotiated {
             self.counters.ended.fetch_add(1, Ordering::Relaxed);
         }
+        self.lock().trim.call_ended(Instant::now());
         self.emit(
             call_id,
             SessionEvent::Ended {
@@ -581,7 +586,8 @@ async fn forward(
     }
 }
 
-/// Expires sessions that were never negotiated, until the host is dropped.
+/// Expires sessions that were never negotiated, and trims the heap after calls end (on a
+/// blocking-pool thread, as [`TrimPolicy`] decides), until the host is dropped.
 async fn sweep(host: Weak<Inner>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -590,6 +596,9 @@ async fn sweep(host: Weak<Inner>) {
         let Some(inner) = host.upgrade() else {
             return;
         };
+        if inner.lock().trim.poll(Instant::now()) {
+            drop(tokio::task::spawn_blocking(memory_trim::trim));
+        }
         let expired = inner.lock().registry.expire(Instant::now());
         for e in expired {
             let removed = {

@@ -160,7 +160,7 @@ struct StreamState {
 /// What a tick of a stream holds, once decided.
 enum Fill<'a> {
     Opus(&'a [u8]),
-    Pcm(Option<&'a crate::media::frame::AudioFrame>),
+    Pcm(Option<&'a [i16; FRAME_SAMPLES]>),
 }
 
 /// Writes one call's recording from a recorder tap's events.
@@ -455,7 +455,7 @@ impl RecordingWriter {
             }
             (Sink::Wav(w), fill) => {
                 match fill {
-                    Fill::Pcm(Some(frame)) => frame.copy_to_i16(&mut self.pcm),
+                    Fill::Pcm(Some(frame)) => self.pcm.copy_from_slice(frame),
                     _ => self.pcm.fill(0),
                 }
                 let mut samples = w.get_i16_writer(FRAME_SAMPLES as u32);

@@ -21,7 +21,8 @@
 //! - **Gaps**: a missing frame is [`Playout::Conceal`] (with the next packet's in-band FEC when
 //!   that packet is already here), until [`JitterConfig::max_concealment`] of consecutive
 //!   concealment, then [`Playout::Silence`]. When packets return they play within a few ticks.
-//! - **Bad input**: duplicates, late packets, packets beyond the capacity and strays (another
+//! - **Bad input**: duplicates, late packets, packets beyond the capacity, large packets
+//!   (> 320 bytes) beyond the 8 spill slots, and strays (another
 //!   SSRC, absurd timestamps) are dropped and counted; a stray confirmed by the next packet, or
 //!   any packet arriving after the stream has gone silent, starts a new timeline
 //!   ([`PushOutcome::Resync`]). Sequence numbers and timestamps wrap freely; a gap is never
@@ -31,8 +32,9 @@
 //!
 //! # Realtime Safety
 //! [`JitterBuffer::new`] allocates every slot and the delay histogram; `push`, `pop`, `stats`
-//! and `reset` never allocate, lock or block. A `push` copies the packet (about 1.3 KB) into
-//! its slot; a `pop` returns a borrow of it.
+//! and `reset` never allocate, lock or block. A `push` copies the packet into its slot (small
+//! packets inline, large ones into a shared spill slot: see `slots.rs`); a `pop` copies it
+//! into one output packet and returns a borrow of that.
 
 mod delay;
 mod slots;
@@ -103,7 +105,8 @@ pub enum PushOutcome {
     /// A new timeline started with this packet (new SSRC, timestamp jump, or a stream that
     /// returned on another timeline after going silent); older buffered packets were flushed.
     Resync,
-    /// Too far ahead of the playout point for the capacity: dropped.
+    /// Too far ahead of the playout point for the capacity, or a large packet while every
+    /// spill slot is taken (counted in `overflow` and `oversize` too): dropped.
     Overflow,
     /// Does not fit the current stream (another SSRC, an absurd timestamp): dropped, but kept
     /// as a candidate — if the next packet continues it, the buffer resyncs to them.
@@ -207,8 +210,7 @@ impl JitterBuffer {
                 self.head_ts = self
                     .head_ts
                     .wrapping_sub((-rel) as u32 * RTP_TICKS_PER_FRAME);
-                self.store(frame, packet, arrival);
-                return PushOutcome::Accepted;
+                return self.store(frame, packet, arrival);
             }
             if rel < -cap && self.newer_than_played(packet.meta.seq) {
                 return self.stray(packet, arrival);
@@ -254,8 +256,7 @@ impl JitterBuffer {
             return PushOutcome::Duplicate;
         }
         self.check_seq(frame, packet.meta.seq);
-        self.store(frame, packet, arrival);
-        PushOutcome::Accepted
+        self.store(frame, packet, arrival)
     }
 
     /// The playout for the tick at `now`. Call exactly once per 20 ms tick; never allocates.
@@ -329,6 +330,7 @@ impl JitterBuffer {
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.check_seq(0, packet.meta.seq);
+        // The slots were just cleared, so every spill slot is free: always `Accepted`.
         self.store(0, packet, arrival);
     }
 
@@ -354,13 +356,20 @@ impl JitterBuffer {
         PushOutcome::Stray
     }
 
-    fn store(&mut self, frame: i64, packet: &RtpPacket, arrival: Instant) {
-        self.slots.store(frame, packet);
+    /// Stores an accepted packet; [`PushOutcome::Overflow`] (counted as `overflow` and
+    /// `oversize`) for a large packet with every spill slot taken (see `slots.rs`).
+    fn store(&mut self, frame: i64, packet: &RtpPacket, arrival: Instant) -> PushOutcome {
+        if !self.slots.store(frame, packet) {
+            self.stats.overflow += 1;
+            self.stats.oversize += 1;
+            return PushOutcome::Overflow;
+        }
         self.newest = self.newest.max(frame);
         self.stats.accepted += 1;
         self.reject_streak = 0;
         self.candidate = None;
         self.observe(frame, arrival);
+        PushOutcome::Accepted
     }
 
     fn play(&mut self, now: Instant) -> Playout<'_> {
@@ -404,7 +413,7 @@ impl JitterBuffer {
 
     fn play_head(&mut self) -> Playout<'_> {
         let frame = self.head;
-        let Some(seq) = self.slots.get(frame).map(|p| p.meta.seq) else {
+        let Some(seq) = self.slots.meta(frame).map(|m| m.seq) else {
             return self.missing();
         };
         self.advance();
@@ -435,7 +444,7 @@ impl JitterBuffer {
         }
         self.stats.fec_recovered += 1;
         Playout::Conceal {
-            fec: self.slots.get(next).map(|p| &p.payload),
+            fec: self.slots.peek_payload(next),
         }
     }
 
@@ -475,8 +484,8 @@ impl JitterBuffer {
 
     fn is_quiet(&self, frame: i64) -> bool {
         self.slots
-            .get(frame)
-            .and_then(|p| p.meta.audio_level)
+            .meta(frame)
+            .and_then(|m| m.audio_level)
             .is_some_and(|l| l.level >= QUIET_LEVEL)
     }
 
@@ -909,5 +918,51 @@ mod tests {
         assert_eq!(c.capacity, 4);
         assert_eq!(c.max_delay, ms(60));
         assert_eq!(c.min_delay, ms(60));
+    }
+
+    #[test]
+    fn large_packets_play_byte_for_byte_and_beyond_the_spill_slots_are_counted() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let large = |seq: u16| {
+            let mut p = packet(7, seq, u32::from(seq) * RTP_TICKS_PER_FRAME, t0);
+            let mut bytes = vec![0xfc; 1000];
+            bytes[..2].copy_from_slice(&seq.to_be_bytes());
+            p.payload = OpusPacket::from_slice(&bytes).unwrap();
+            p
+        };
+        // A burst of 12 large packets at once: 8 spill slots, so 4 are refused (counted).
+        let outcomes: Vec<PushOutcome> = (0..12).map(|s| jb.push(t0, &large(s))).collect();
+        assert!(outcomes[..8].iter().all(|o| *o == PushOutcome::Accepted));
+        assert!(outcomes[8..].iter().all(|o| *o == PushOutcome::Overflow));
+        let s = *jb.stats();
+        assert_eq!((s.accepted, s.overflow, s.oversize), (8, 4, 4));
+        check_identities(&s);
+        // A normal-sized packet still fits while the spill slots are full.
+        assert_eq!(
+            jb.push(t0, &packet(7, 12, 12 * 960, t0)),
+            PushOutcome::Accepted
+        );
+        let mut played = Vec::new();
+        for tick in 0..40u32 {
+            if let Playout::Packet(p) = jb.pop(t0 + FRAME_DURATION * tick) {
+                played.push((seq_of(&p.payload), p.payload.len()));
+            }
+        }
+        // (The burst is excess delay, so some are dropped to shrink it: counted in `dropped`.)
+        assert!(played.len() >= 4 && played.contains(&(12, 3)), "{played:?}");
+        let s = *jb.stats();
+        assert_eq!(s.played + s.dropped, 9, "{s:?}");
+        assert!(
+            played
+                .iter()
+                .all(|&(seq, len)| len == if seq < 8 { 1000 } else { 3 })
+        );
+        // Played packets gave their spill slots back: a new burst fits again.
+        let accepted = (20..28)
+            .map(|s| jb.push(t0 + FRAME_DURATION * 40, &large(s)))
+            .filter(|o| matches!(o, PushOutcome::Accepted | PushOutcome::Resync))
+            .count();
+        assert_eq!((accepted, jb.stats().oversize), (8, 4), "{:?}", jb.stats());
     }
 }

@@ -22,8 +22,11 @@ pub struct JitterStats {
     pub duplicate: u64,
     /// Packets that arrived after their frame had played: dropped.
     pub late: u64,
-    /// Packets too far ahead of the playout point for the buffer's capacity: dropped.
+    /// Packets too far ahead of the playout point for the buffer's capacity, or larger than a
+    /// slot's inline payload (320 bytes) while every spill slot was taken: dropped.
     pub overflow: u64,
+    /// The large packets among `overflow` (dropped for want of a spill slot).
+    pub oversize: u64,
     /// Packets that did not fit the current stream (another SSRC, an absurd timestamp): held
     /// as a resync candidate, and dropped unless the next packet confirms a new timeline.
     pub stray: u64,
