@@ -1,23 +1,30 @@
 //! The room the shard ticks for one answered call: the mixing [`Room`] plus what the call's
 //! behaviour adds around it, the ring of the call's egress, and counters the host can read.
 //!
-//! Each tick, on the shard thread:
-//! 1. the room ticks (the call leg decodes, prompt / echo / leg are mixed, the leg's packet is
-//!    queued for the transport, the recorder tap reports, the echo member takes the caller's
-//!    decoded frame — see [`crate::media::echo::EchoMember`]);
-//! 2. the leg's and the echo's counters are published to [`CallCounters`] (relaxed atomic
-//!    stores);
-//! 3. the call's [`EgressSignal`] is rung, so the packet is written at once.
+//! Each tick, on the shard thread, in the shard's two phases:
+//! 1. **gather** ([`ShardRoom::gather`], run for every room on the shard first): the room
+//!    takes its inputs ([`Room::gather`]: the call leg pulls its jitter buffer and decodes,
+//!    the echo member plays its delayed frame, the prompt steps);
+//! 2. **tick** ([`ShardRoom::tick`], then for every room in the same order):
+//!    1. the room mixes ([`Room::mix`]: prompt / echo / leg are mixed, the leg's packet is
+//!       queued for the transport, the recorder tap reports, the echo member takes the
+//!       caller's decoded frame — see [`crate::media::echo::EchoMember`]);
+//!    2. the leg's and the echo's counters are published to [`CallCounters`] (relaxed atomic
+//!       stores);
+//!    3. the call's [`EgressSignal`] is rung, so the packet is written at once.
 //!
-//! The room ticks at its own start (one clock reading per room, not the shard's reading
-//! for the whole tick), so the outbound packet's `arrival` stamp is the moment this room's
-//! frame is mixed and encoded: the egress's `queue_to_write` histogram measures frame ready
-//! → `write_rtp`, without the rooms ticked before this one on the same shard (that time is
-//! counted on the inbound side, packet in → decoded frame ready, bounded by the tick cost).
+//! Each phase runs at the room's own start of it (one clock reading per room and phase, not
+//! the shard's reading for the whole tick), so the outbound packet's `arrival` stamp is the
+//! moment this room's frame is mixed and encoded: the egress's `queue_to_write` histogram
+//! measures frame ready → `write_rtp`, without the rooms mixed before this one on the same
+//! shard. The inbound side, packet in → decoded frame ready, is bounded by the tick's
+//! deadline → end of the decode phase (`ShardStats::deadline_to_decoded`): no room's decode
+//! waits for another room's encode.
 //!
 //! # Realtime Safety
-//! [`CallRoom::new`] allocates (off-shard). [`ShardRoom::tick`] copies frames in place, stores
-//! atomics and makes one non-blocking `send(2)`: no allocation, no lock, no await.
+//! [`CallRoom::new`] allocates (off-shard). [`ShardRoom::gather`] and [`ShardRoom::tick`] copy
+//! frames in place, store atomics and make one non-blocking `send(2)`: no allocation, no lock,
+//! no await.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -157,13 +164,19 @@ impl ShardRoom for CallRoom {
         self.room.id()
     }
 
+    fn gather(&mut self, now: Instant) {
+        // The shard's `now` is its one clock reading for the whole tick; the rooms gathered
+        // before this one took part of it. The jitter buffer takes the packets queued until
+        // this room's own start of decoding, stamped with that moment.
+        self.room.gather(now.max(Instant::now()));
+    }
+
     fn tick(&mut self, now: Instant) {
-        // The shard's `now` is its one clock reading for the whole tick; the rooms before this
-        // one took part of the tick already. The room runs at its own start instead, so the
-        // packet it queues is stamped (`arrival`) when this room's frame is mixed and encoded,
-        // not when the shard woke: `queue_to_write` then measures frame ready → `write_rtp`.
+        // The room mixes at its own start of mixing, so the packet it queues is stamped
+        // (`arrival`) when this room's frame is mixed and encoded, not when the shard woke or
+        // decoded: `queue_to_write` then measures frame ready → `write_rtp`.
         let now = now.max(Instant::now());
-        self.room.tick(now);
+        self.room.mix(now);
         self.publish();
         self.egress.notify();
     }

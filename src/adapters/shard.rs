@@ -3,7 +3,8 @@
 //! A [`ShardPool`] runs N shard threads (default: one per core). Each owns a set of rooms
 //! and ticks them on absolute 20 ms deadlines ([`crate::media::ticker::Ticker`]: no drift,
 //! overruns skipped and counted), reading the clock once per tick and passing that `now`
-//! to every room. Real-time (SCHED_FIFO) priority is requested where the OS allows; a
+//! to every room, in two phases: every room's decode ([`ShardRoom::gather`]), then every
+//! room's mix, encode and send ([`ShardRoom::tick`]) — see [`ShardCore`]. Real-time (SCHED_FIFO) priority is requested where the OS allows; a
 //! refusal is logged once and is not fatal.
 //!
 //! ```text

@@ -24,12 +24,18 @@
 //!    - Recorder taps emit one event per recorded stream.
 //! 5. **Echoes.** Each echo member's delay line takes its source's input frame of this tick.
 //!
+//! A tick is two halves: [`Room::gather`] (step 1) and [`Room::mix`] (steps 2–5);
+//! [`Room::tick`] runs both. A shard gathers every room before it mixes any, so the last
+//! room's decoded frames do not wait for the other rooms' encodes. Members are added and
+//! removed only between ticks (after `mix`, before the next `gather`).
+//!
 //! Members live in a fixed array of `max_members` slots reserved at construction and are
 //! found by a linear scan of their ids — no hashing, no allocation.
 //!
 //! # Realtime Safety
 //! [`Room::new`] allocates everything (slots, selector, mixer frames, the shared encoder).
-//! [`Room::add_member`], [`Room::remove_member`] and [`Room::tick`] never allocate, lock or
+//! [`Room::add_member`], [`Room::remove_member`], [`Room::tick`], [`Room::gather`] and
+//! [`Room::mix`] never allocate, lock or
 //! block; members come in boxed and leave boxed, so their memory is allocated and freed off the
 //! shard.
 
@@ -231,10 +237,24 @@ impl Room {
         self.slots.iter().filter_map(|m| m.as_deref())
     }
 
-    /// Runs one 20 ms tick for every member.
+    /// Runs one 20 ms tick for every member: [`Room::gather`] then [`Room::mix`].
     pub fn tick(&mut self, now: Instant) {
+        self.gather(now);
+        self.mix(now);
+    }
+
+    /// First half of a tick: every member's input for this tick (call legs pull their jitter
+    /// buffer and decode, apps, echoes and prompts take their frame). A shard gathers all its
+    /// rooms before it mixes any, so every room's decoded frames are ready early in the tick.
+    /// Call [`Room::mix`] before the next `gather`: the pair is one tick.
+    pub fn gather(&mut self, now: Instant) {
         self.stats.ticks += 1;
         self.gather_inputs(now);
+    }
+
+    /// Second half of a tick, after [`Room::gather`]: selects the speakers, mixes, encodes and
+    /// queues every member's output (stamped `now`), runs the recorder taps and feeds the echoes.
+    pub fn mix(&mut self, now: Instant) {
         self.selector.update(&self.activity);
         self.stats.speakers = self.selector.selected().len();
         let passthrough = self.mix_speakers();

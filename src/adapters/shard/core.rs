@@ -1,8 +1,21 @@
 //! What one shard does each tick, without the thread: apply control, tick the rooms.
 //!
 //! [`ShardCore`] owns a shard's rooms and its two queue ends. The shard thread
-//! ([`super::worker`]) calls [`ShardCore::tick`] once per 20 ms deadline; benches and tests
-//! call the very same method without a thread or a sleep.
+//! ([`super::worker`]) runs one tick per 20 ms deadline in two phases, [`ShardCore::gather`]
+//! then [`ShardCore::mix`]; benches and tests call the same methods (or [`ShardCore::tick`],
+//! both at once) without a thread or a sleep.
+//!
+//! # Two phases
+//!
+//! 1. **gather**: control is applied, then every non-idle room takes its inputs
+//!    ([`ShardRoom::gather`]: jitter pull and Opus decode for call legs), room after room.
+//! 2. **mix**: every non-idle room selects, mixes, encodes and sends ([`ShardRoom::tick`]),
+//!    in the same order.
+//!
+//! So a packet's decoded frame is ready once the decode phase ends, not after the encodes of
+//! the rooms ticked before its own (the inbound half of the host-added latency), and each
+//! room's outbound packet still leaves right after its own mix (the outbound half). Nothing
+//! changes between the phases: control is applied only before `gather`.
 //!
 //! # Queues
 //!
@@ -17,9 +30,9 @@
 //! pushes back on the senders — nothing is dropped or freed on the shard.
 //!
 //! # Realtime Safety
-//! After construction, [`ShardCore::tick`] never allocates, frees, locks or blocks: the
-//! room list has a fixed capacity (`max_rooms_per_shard`), queue operations are wait-free,
-//! and counters are relaxed atomics. What the rooms themselves do is their contract.
+//! After construction, [`ShardCore::gather`], [`ShardCore::mix`] and [`ShardCore::tick`]
+//! never allocate, free, lock or block: the room list has a fixed capacity
+//! (`max_rooms_per_shard`), queue operations are wait-free, and counters are relaxed atomics. What the rooms themselves do is their contract.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -49,7 +62,14 @@ pub trait ShardRoom: Send + 'static {
 
     /// This room's id.
     fn id(&self) -> Self::Id;
-    /// Runs one 20 ms tick at `now`. Must not allocate, lock or block.
+    /// First phase of a 20 ms tick at `now`: take this tick's inputs (decode). The shard
+    /// calls it for every room before it calls [`ShardRoom::tick`] on any. Must not
+    /// allocate, lock or block. The default does nothing (a room that does all in `tick`).
+    fn gather(&mut self, now: Instant) {
+        let _ = now;
+    }
+    /// Second phase of a 20 ms tick at `now`, after [`ShardRoom::gather`]: mix, encode,
+    /// send. Must not allocate, lock or block.
     fn tick(&mut self, now: Instant);
     /// True when a tick would do nothing; the shard then skips it.
     fn is_idle(&self) -> bool;
@@ -68,8 +88,12 @@ impl ShardRoom for Room {
         Self::id(self)
     }
 
+    fn gather(&mut self, now: Instant) {
+        Self::gather(self, now);
+    }
+
     fn tick(&mut self, now: Instant) {
-        Self::tick(self, now);
+        Self::mix(self, now);
     }
 
     fn is_idle(&self) -> bool {
@@ -148,11 +172,32 @@ impl<R: ShardRoom> ShardCore<R> {
         (core, queues)
     }
 
-    /// One tick at `now`: applies up to [`MAX_CONTROL_PER_TICK`] control commands, then ticks
-    /// every room that is not idle, in the order they were added. Returns the number of
-    /// rooms ticked.
+    /// One tick at `now`: [`ShardCore::gather`] then [`ShardCore::mix`]. Returns the number
+    /// of rooms ticked.
     pub fn tick(&mut self, now: Instant) -> usize {
+        self.gather(now);
+        self.mix(now)
+    }
+
+    /// First phase of a tick at `now`: applies up to [`MAX_CONTROL_PER_TICK`] control
+    /// commands, then gathers (decodes) every room that is not idle, in the order they were
+    /// added. Returns the number of rooms gathered. Call [`ShardCore::mix`] next.
+    pub fn gather(&mut self, now: Instant) -> usize {
         self.apply_control();
+        let mut gathered = 0;
+        for room in &mut self.rooms {
+            if !room.is_idle() {
+                room.gather(now);
+                gathered += 1;
+            }
+        }
+        gathered
+    }
+
+    /// Second phase of a tick at `now`, after [`ShardCore::gather`] with no control between:
+    /// mixes and sends ([`ShardRoom::tick`]) every room that is not idle, in the same order.
+    /// Returns the number of rooms ticked.
+    pub fn mix(&mut self, now: Instant) -> usize {
         let mut ticked = 0;
         for room in &mut self.rooms {
             if !room.is_idle() {
@@ -323,7 +368,7 @@ mod tests {
     use std::sync::atomic::Ordering::{Relaxed, SeqCst};
     use std::time::Duration;
 
-    use super::super::fake::{FakeMember, FakeRoom};
+    use super::super::fake::{FakeMember, FakeRoom, PhaseLog};
     use super::*;
 
     fn config() -> ShardConfig {
@@ -377,6 +422,57 @@ mod tests {
         );
         assert_eq!(core.counters().rooms.load(Relaxed), 2);
         assert_eq!(core.counters().control_applied.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn every_room_gathers_before_any_room_mixes() {
+        let (mut core, mut q) = shard();
+        let log: PhaseLog = Arc::default();
+        let mut probes = Vec::new();
+        for id in 1..=4 {
+            let (mut room, probe) = FakeRoom::new(id);
+            room.idle = id == 3;
+            room.log = Some(Arc::clone(&log));
+            send(&mut q, Control::AddRoom(Box::new(room)));
+            probes.push(probe);
+        }
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_millis(20);
+        assert_eq!(core.tick(t0), 3);
+        assert_eq!(core.gather(t1), 3);
+        assert_eq!(core.mix(t1), 3);
+        let calls: Vec<(&str, u64, Instant)> = log.lock().unwrap().clone();
+        let want: Vec<(&str, u64, Instant)> = [t0, t1]
+            .into_iter()
+            .flat_map(|t| {
+                let rooms = [1, 2, 4];
+                let gathers = rooms.map(|id| ("gather", id, t));
+                let ticks = rooms.map(|id| ("tick", id, t));
+                gathers.into_iter().chain(ticks)
+            })
+            .collect();
+        assert_eq!(calls, want);
+        let counts: Vec<(u64, u64)> = probes
+            .iter()
+            .map(|p| (p.gathers.load(SeqCst), p.ticks.load(SeqCst)))
+            .collect();
+        assert_eq!(counts, [(2, 2), (2, 2), (0, 0), (2, 2)]);
+    }
+
+    #[test]
+    fn control_is_applied_before_the_gather_phase() {
+        let (mut core, mut q) = shard();
+        let (a, pa) = FakeRoom::new(1);
+        send(&mut q, Control::AddRoom(Box::new(a)));
+        assert_eq!(core.gather(Instant::now()), 1);
+        assert_eq!(pa.gathers.load(SeqCst), 1);
+        // Control arriving between the phases waits for the next gather.
+        send(&mut q, Control::RemoveRoom(1));
+        assert_eq!(core.mix(Instant::now()), 1);
+        assert_eq!(pa.ticks.load(SeqCst), 1);
+        assert!(core.has_control());
+        assert_eq!(core.gather(Instant::now()), 0);
+        assert_eq!(retired(&mut q), ["room 1"]);
     }
 
     #[test]

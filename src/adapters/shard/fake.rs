@@ -1,4 +1,5 @@
-//! A test double with the [`ShardRoom`] shape: counts ticks, records where it was dropped.
+//! A test double with the [`ShardRoom`] shape: counts gathers and ticks, can log them in
+//! one list shared by several rooms (to check the phase order), records where it was dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use super::core::ShardRoom;
 /// What a test can observe about a [`FakeRoom`] from outside the shard.
 #[derive(Debug, Default)]
 pub(crate) struct Probe {
+    pub(crate) gathers: AtomicU64,
     pub(crate) ticks: AtomicU64,
     pub(crate) members: AtomicU64,
     /// While set, `tick` waits (holding its shard) until it is cleared.
@@ -35,7 +37,12 @@ pub(crate) struct FakeRoom {
     pub(crate) members: Vec<Box<FakeMember>>,
     pub(crate) probe: Arc<Probe>,
     pub(crate) last_now: Option<Instant>,
+    /// When set, every `gather` and `tick` appends `("gather" | "tick", id, now)` here.
+    pub(crate) log: Option<PhaseLog>,
 }
+
+/// Phase calls of several rooms, in the order they happened.
+pub(crate) type PhaseLog = Arc<Mutex<Vec<(&'static str, u64, Instant)>>>;
 
 #[derive(Debug)]
 pub(crate) struct FakeMember {
@@ -53,6 +60,7 @@ impl FakeRoom {
             members: Vec::with_capacity(2),
             probe: Arc::clone(&probe),
             last_now: None,
+            log: None,
         };
         (room, probe)
     }
@@ -74,7 +82,17 @@ impl ShardRoom for FakeRoom {
         self.id
     }
 
+    fn gather(&mut self, now: Instant) {
+        self.probe.gathers.fetch_add(1, SeqCst);
+        if let Some(log) = &self.log {
+            log.lock().unwrap().push(("gather", self.id, now));
+        }
+    }
+
     fn tick(&mut self, now: Instant) {
+        if let Some(log) = &self.log {
+            log.lock().unwrap().push(("tick", self.id, now));
+        }
         while self.probe.hold.load(SeqCst) {
             self.probe.holding.store(true, SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(1));

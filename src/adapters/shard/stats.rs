@@ -49,11 +49,15 @@ pub struct ShardStats {
     pub rt_priority: bool,
     /// Cost of each tick (control + rooms), start to end, from the shard's own clock reads.
     pub tick_cost: Histogram,
-    /// Each tick's deadline → its end: how late the tick started plus its cost. A packet
-    /// that the jitter buffer plays at a deadline is decoded by the end of that tick, so this
-    /// bounds the host-added part of packet in → decoded frame ready that follows the jitter
-    /// buffer's wait (the shard thread's wake-up, the rooms ticked before, the decode).
+    /// Each tick's deadline → its end: how late the tick started plus its whole cost (both
+    /// phases). Every room's outbound packet is queued by then.
     pub deadline_to_end: Histogram,
+    /// Each tick's deadline → the end of its decode phase (how late the tick started, plus
+    /// control and every room's gather, see [`super::ShardCore::gather`]). A packet that the
+    /// jitter buffer plays at a deadline is decoded by then, so this bounds the host-added
+    /// part of packet in → decoded frame ready that follows the jitter buffer's wait (the
+    /// shard thread's wake-up, the rooms decoded before, the decode itself).
+    pub deadline_to_decoded: Histogram,
 }
 
 /// The live counters of one shard (see [`ShardStats`] for what each one means).
@@ -73,6 +77,7 @@ pub struct ShardCounters {
     pub(crate) rt_priority: AtomicBool,
     cost: AtomicHistogram,
     deadline_to_end: AtomicHistogram,
+    deadline_to_decoded: AtomicHistogram,
 }
 
 impl ShardCounters {
@@ -93,17 +98,26 @@ impl ShardCounters {
             rt_priority: AtomicBool::new(false),
             cost: AtomicHistogram::new(),
             deadline_to_end: AtomicHistogram::new(),
+            deadline_to_decoded: AtomicHistogram::new(),
         }
     }
 
-    /// Publishes the ticker's totals and one tick's lateness (deadline → start) and cost
-    /// (start → end) (shard thread only).
-    pub fn record_tick(&self, ticker: TickerStats, late_by: Duration, cost: Duration) {
+    /// Publishes the ticker's totals and one tick's lateness (deadline → start), decode
+    /// phase (start → end of the decode phase) and cost (start → end) (shard thread only).
+    pub fn record_tick(
+        &self,
+        ticker: TickerStats,
+        late_by: Duration,
+        decoded: Duration,
+        cost: Duration,
+    ) {
         self.ticks.store(ticker.ticks, Relaxed);
         self.late_ticks.store(ticker.late_ticks, Relaxed);
         self.deadline_misses.store(ticker.deadline_misses, Relaxed);
         self.cost.record(cost);
         self.deadline_to_end.record(late_by.saturating_add(cost));
+        self.deadline_to_decoded
+            .record(late_by.saturating_add(decoded));
     }
 
     /// Reads everything into a [`ShardStats`] (allocation-free but 8 KiB; off the shard).
@@ -124,6 +138,7 @@ impl ShardCounters {
             rt_priority: self.rt_priority.load(Relaxed),
             tick_cost: self.cost.snapshot(),
             deadline_to_end: self.deadline_to_end.snapshot(),
+            deadline_to_decoded: self.deadline_to_decoded.snapshot(),
         }
     }
 
@@ -203,9 +218,11 @@ mod tests {
         let c = ShardCounters::new();
         let mut want = Histogram::new();
         let mut want_end = Histogram::new();
+        let mut want_decoded = Histogram::new();
         for us in [5u64, 120, 120, 800, 19_000] {
             let d = Duration::from_micros(us);
             let late = Duration::from_micros(us / 2);
+            let decoded = Duration::from_micros(us / 3);
             c.record_tick(
                 TickerStats {
                     ticks: 7,
@@ -213,14 +230,18 @@ mod tests {
                     deadline_misses: 1,
                 },
                 late,
+                decoded,
                 d,
             );
             want.record(d);
             want_end.record(late + d);
+            want_decoded.record(late + decoded);
         }
         let s = c.snapshot(ShardId(3));
         assert_eq!(s.tick_cost, want);
         assert_eq!(s.deadline_to_end, want_end);
+        assert_eq!(s.deadline_to_decoded, want_decoded);
+        assert_ne!(s.deadline_to_decoded, s.deadline_to_end);
         assert_eq!(
             (s.shard, s.ticks, s.late_ticks, s.deadline_misses),
             (ShardId(3), 7, 2, 1)

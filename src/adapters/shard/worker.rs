@@ -9,7 +9,9 @@
 //!     now = Instant::now()       ← the tick's clock reading, passed to every room (a call's
 //!                                  room may read its own start too, see `call_room.rs`)
 //!     ticker.handle_timeout(now) → not due: sleep to the deadline
-//!     core.tick(now)             → control, then every non-idle room
+//!     core.gather(now)           → control, then every non-idle room's decode (phase 1)
+//!     decoded = Instant::now()   ← deadline → end of the decode phase (histogram)
+//!     core.mix(now)              → every non-idle room's mix, encode, send (phase 2)
 //!     end = Instant::now()       ← measures the cost and deadline → end (histograms), and
 //!                                  the sleep
 //!     publish counters, wake the janitor if something was retired, call the observer
@@ -96,11 +98,14 @@ impl<R: ShardRoom> Worker<R> {
                 thread::sleep(ticker.poll_timeout().saturating_duration_since(now));
                 continue;
             }
-            self.core.tick(now);
+            self.core.gather(now);
+            let decoded = Instant::now();
+            self.core.mix(now);
             let end = Instant::now();
             counters.record_tick(
                 ticker.stats(),
                 due.late_by,
+                decoded.saturating_duration_since(now),
                 end.saturating_duration_since(now),
             );
             if self.core.take_retired_signal() {

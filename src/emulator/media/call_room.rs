@@ -20,11 +20,13 @@
 //!
 //! The shard ticks a [`MixRoom`]: the [`Room`] plus the call's WebRTC [`EgressSignal`], rung
 //! after every tick so the packets for the bot are written at once (see
-//! [`crate::adapters::webrtc`]'s egress design).
+//! [`crate::adapters::webrtc`]'s egress design). Like every room on a shard, it is ticked in
+//! two phases: [`Room::gather`] (decode) with the other rooms' gathers, then [`Room::mix`]
+//! and the egress ring.
 //!
 //! # Realtime Safety
-//! [`MixRoom`]'s tick is the room's tick plus one non-blocking `send(2)`: no allocation, no
-//! lock, no await. Everything else here runs off the shard.
+//! [`MixRoom`]'s gather and tick are the room's gather and mix plus one non-blocking
+//! `send(2)`: no allocation, no lock, no await. Everything else here runs off the shard.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -80,10 +82,15 @@ impl ShardRoom for MixRoom {
         self.room.id()
     }
 
+    fn gather(&mut self, now: Instant) {
+        // This room's own start of decoding (see `crate::adapters::call_room`).
+        self.room.gather(now.max(Instant::now()));
+    }
+
     fn tick(&mut self, now: Instant) {
-        // This room's own start (see `crate::adapters::call_room`): its packet's `arrival`
-        // stamp, from which the egress measures frame ready → `write_rtp`.
-        self.room.tick(now.max(Instant::now()));
+        // This room's own start of mixing (see `crate::adapters::call_room`): its packet's
+        // `arrival` stamp, from which the egress measures frame ready → `write_rtp`.
+        self.room.mix(now.max(Instant::now()));
         if let Some(egress) = &self.egress {
             egress.notify();
         }
