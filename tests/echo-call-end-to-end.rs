@@ -111,6 +111,13 @@ async fn the_caller_hears_the_greeting_then_itself_and_the_call_is_recorded() {
     // caller's DELETE of the media session.
     let stats = bot.last_stats.as_ref().expect("final media statistics");
     assert!(stats.transport.packets_in > 100, "{stats:?}");
+    // The emulator's room sends nothing while its caller is silent (before it speaks, between
+    // words): the bot's jitter buffer tells those pauses (no sequence gap) from losses.
+    let room = &stats.room;
+    assert!(
+        room.jitter_paused > 0 && room.jitter_paused <= room.jitter_lost,
+        "{room:?}"
+    );
     let recording = bot.recording.as_ref().expect("recorded");
     assert!(recording.integrity.complete, "{:?}", recording.integrity);
     assert_eq!(recording.dir, dir.join(call.as_str()));

@@ -48,6 +48,11 @@ pub struct CallCounters {
     sent: AtomicU64,
     output_dropped: AtomicU64,
     echo_frames: AtomicU64,
+    jitter_lost: AtomicU64,
+    jitter_paused: AtomicU64,
+    jitter_inserted: AtomicU64,
+    jitter_dropped: AtomicU64,
+    jitter_late: AtomicU64,
 }
 
 /// A snapshot of [`CallCounters`].
@@ -73,6 +78,19 @@ pub struct CallRoomStats {
     pub output_dropped: u64,
     /// Frames the echo member played.
     pub echo_frames: u64,
+    /// Jitter buffer: frames whose packet was missing at its playout time (concealed or
+    /// silent), whatever the reason.
+    pub jitter_lost: u64,
+    /// The frames among `jitter_lost` that were the caller's pause (no sequence gap:
+    /// discontinuous transmission), not a loss.
+    pub jitter_paused: u64,
+    /// Jitter buffer: frames inserted to grow its delay towards the target (concealed
+    /// without a loss; counted in `concealed_frames` too).
+    pub jitter_inserted: u64,
+    /// Jitter buffer: packets discarded unplayed to shrink its delay.
+    pub jitter_dropped: u64,
+    /// Jitter buffer: packets that arrived after their frame had played.
+    pub jitter_late: u64,
 }
 
 impl CallCounters {
@@ -89,6 +107,11 @@ impl CallCounters {
             packets_sent: self.sent.load(Relaxed),
             output_dropped: self.output_dropped.load(Relaxed),
             echo_frames: self.echo_frames.load(Relaxed),
+            jitter_lost: self.jitter_lost.load(Relaxed),
+            jitter_paused: self.jitter_paused.load(Relaxed),
+            jitter_inserted: self.jitter_inserted.load(Relaxed),
+            jitter_dropped: self.jitter_dropped.load(Relaxed),
+            jitter_late: self.jitter_late.load(Relaxed),
         }
     }
 }
@@ -152,6 +175,12 @@ impl CallRoom {
         c.silent_ticks.store(l.silent_ticks, Relaxed);
         c.sent.store(l.sent, Relaxed);
         c.output_dropped.store(l.output_dropped, Relaxed);
+        let j = leg.jitter_stats();
+        c.jitter_lost.store(j.lost, Relaxed);
+        c.jitter_paused.store(j.sender_paused, Relaxed);
+        c.jitter_inserted.store(j.inserted, Relaxed);
+        c.jitter_dropped.store(j.dropped, Relaxed);
+        c.jitter_late.store(j.late, Relaxed);
     }
 }
 

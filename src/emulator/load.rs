@@ -134,6 +134,12 @@ pub struct LoadReport {
     pub concealed_by_bot: Option<u64>,
     /// Frames of the bot's audio the emulator concealed.
     pub concealed_by_callers: u64,
+    /// Why the bot concealed (its jitter buffers, summed over calls): `[missing, paused,
+    /// inserted, dropped, late]` — frames whose packet was missing at playout, those of them
+    /// that were the sender's pause (no sequence gap: the emulator's room sends nothing while
+    /// nobody speaks), frames inserted to grow the delay, packets discarded to shrink it,
+    /// packets that came after their frame played. `None` for a bot elsewhere.
+    pub bot_jitter: Option<[u64; 5]>,
     /// Concealed frames per 100 frames received, both directions.
     pub concealed_percent: f64,
     /// CPU of this process over the steady window, share of the whole machine (100 = all
@@ -513,12 +519,23 @@ fn report(
     let (mut recv, mut queue, mut wire) = (Histogram::new(), Histogram::new(), Histogram::new());
     let mut by_bot = 0;
     let mut bot_frames = 0;
+    let mut bot_jitter = [0u64; 5];
     for s in bot.iter().filter_map(|b| b.last_stats.as_ref()) {
         recv.merge(&s.transport.recv_to_queue);
         queue.merge(&s.transport.queue_to_write);
         wire.merge(&s.transport.write_to_wire);
         by_bot += s.room.concealed_frames;
         bot_frames += s.room.ticks;
+        let r = &s.room;
+        for (sum, v) in bot_jitter.iter_mut().zip([
+            r.jitter_lost,
+            r.jitter_paused,
+            r.jitter_inserted,
+            r.jitter_dropped,
+            r.jitter_late,
+        ]) {
+            *sum += v;
+        }
     }
     let by_callers: u64 = media.iter().map(|m| m.concealed_frames()).sum();
     let caller_frames: u64 = media.iter().map(|m| m.bot.ticks).sum();
@@ -567,6 +584,7 @@ fn report(
         concealed_frames: by_bot + by_callers,
         concealed_by_bot: in_process.then_some(by_bot),
         concealed_by_callers: by_callers,
+        bot_jitter: in_process.then_some(bot_jitter),
         concealed_percent: if frames == 0 {
             0.0
         } else {
@@ -643,6 +661,13 @@ impl std::fmt::Display for LoadReport {
                 .map_or_else(|| "—".to_owned(), |v| v.to_string()),
             self.concealed_by_callers,
         )?;
+        if let Some([missing, paused, inserted, dropped, late]) = self.bot_jitter {
+            writeln!(
+                f,
+                "  bot jitter buffers  missing at playout {missing} (of which the callers' pauses {paused}, so lost {}), inserted {inserted} (delay growth), dropped {dropped} (delay shrink), late {late}",
+                missing.saturating_sub(paused),
+            )?;
+        }
         writeln!(
             f,
             "  CPU                 {} of the machine ({} of one core) over {} s, {}",

@@ -152,6 +152,9 @@ pub struct JitterBuffer {
     reject_streak: u32,
     /// Consecutive pops (while playing) that were not a packet.
     conceal_streak: u32,
+    /// Frames counted `lost` since the last packet played: if the next packet played continues
+    /// the sequence numbers, they were the sender's pause, not a loss.
+    missing_run: u64,
     deficit_ticks: u32,
     excess_ticks: u32,
     stats: JitterStats,
@@ -181,6 +184,7 @@ impl JitterBuffer {
             candidate: None,
             reject_streak: 0,
             conceal_streak: 0,
+            missing_run: 0,
             deficit_ticks: 0,
             excess_ticks: 0,
             stats: JitterStats::default(),
@@ -309,6 +313,7 @@ impl JitterBuffer {
         self.candidate = None;
         self.reject_streak = 0;
         self.conceal_streak = 0;
+        self.missing_run = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.stats = JitterStats::default();
@@ -327,6 +332,7 @@ impl JitterBuffer {
         self.seq_ref = None;
         self.last_played_seq = None;
         self.conceal_streak = 0;
+        self.missing_run = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.check_seq(0, packet.meta.seq);
@@ -419,6 +425,15 @@ impl JitterBuffer {
         self.advance();
         self.conceal_streak = 0;
         self.stats.played += 1;
+        if self
+            .last_played_seq
+            .is_some_and(|last| seq == last.wrapping_add(1))
+        {
+            // No packet is missing between the two: the frames in between were a pause of
+            // the sender (discontinuous transmission), not a loss.
+            self.stats.sender_paused += self.missing_run;
+        }
+        self.missing_run = 0;
         self.last_played_seq = Some(seq);
         match self.slots.play(frame) {
             Some(packet) => Playout::Packet(packet),
@@ -429,6 +444,7 @@ impl JitterBuffer {
 
     fn missing(&mut self) -> Playout<'_> {
         self.stats.lost += 1;
+        self.missing_run += 1;
         let next = self.head + 1;
         let fec = self.slots.is_buffered(next);
         self.advance();
@@ -694,6 +710,38 @@ mod tests {
             .rev()
             .take_while(|o| !matches!(o, Out::Play(_)))
             .count() as u64
+    }
+
+    #[test]
+    fn a_sender_pause_is_told_apart_from_a_loss() {
+        let t0 = Instant::now();
+        let latency = Duration::from_millis(5);
+        // Frames 20..30 are never sent: first as a pause (the sequence numbers go on without a
+        // gap, as a sender in discontinuous transmission does), then as a loss (their
+        // sequence numbers are missing).
+        let mut paused = stream(t0, 1000, 0, 0..20, latency);
+        paused.extend((30..50u32).map(|k| {
+            packet(
+                SSRC,
+                1000 + k as u16 - 10,
+                k * RTP_TICKS_PER_FRAME,
+                t0 + FRAME_DURATION * k + latency,
+            )
+        }));
+        let mut lossy = stream(t0, 1000, 0, 0..50, latency);
+        lossy.retain(|p| !(1020..1030).contains(&p.meta.seq));
+
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        run(&mut jb, t0, paused, Duration::from_millis(10), 50);
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!((s.lost, s.sender_paused), (10, 10), "{s:?}");
+
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        run(&mut jb, t0, lossy, Duration::from_millis(10), 50);
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!((s.lost, s.sender_paused), (10, 0), "{s:?}");
     }
 
     fn check_identities(s: &JitterStats) {

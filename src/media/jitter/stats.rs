@@ -44,6 +44,11 @@ pub struct JitterStats {
     pub played: u64,
     /// Frames whose packet was missing when their playout time came.
     pub lost: u64,
+    /// The frames among `lost` found afterwards to be a pause of the sender, not a loss: the
+    /// next packet played continued the sequence numbers (a sender that sends nothing while
+    /// silent — discontinuous transmission — advances its timestamps but not its sequence
+    /// numbers). `lost - sender_paused` is what the network (or the sender) really lost.
+    pub sender_paused: u64,
     /// `Playout::Conceal` results (lost frames within the concealment limit, plus insertions).
     pub concealed: u64,
     /// `Playout::Conceal` results that offered in-band FEC from the next packet.
