@@ -136,6 +136,23 @@ struct CallMedia {
     recording: Option<Recording>,
 }
 
+impl CallMedia {
+    /// The session's statistics now, with `phase` from the registry.
+    fn stats(&self, phase: Option<crate::session::registry::SessionPhase>) -> SessionStats {
+        let transport = self.media.as_ref().map(|m| m.stats()).unwrap_or_default();
+        SessionStats {
+            phase,
+            connect_time: transport.connect_time,
+            room: self
+                .counters
+                .as_ref()
+                .map(|c| c.snapshot())
+                .unwrap_or_default(),
+            transport,
+        }
+    }
+}
+
 impl MediaHost {
     /// Starts the shard threads and the expiry sweeper. Returns the host and the channel of
     /// its events. Must be called inside a tokio runtime.
@@ -283,17 +300,7 @@ impl MediaHost {
     pub fn stats(&self, call_id: &CallId) -> Option<SessionStats> {
         let state = self.inner.lock();
         let call = state.calls.get(call_id)?;
-        let transport = call.media.as_ref().map(|m| m.stats()).unwrap_or_default();
-        Some(SessionStats {
-            phase: state.registry.phase(&call.session_id),
-            connect_time: transport.connect_time,
-            room: call
-                .counters
-                .as_ref()
-                .map(|c| c.snapshot())
-                .unwrap_or_default(),
-            transport,
-        })
+        Some(call.stats(state.registry.phase(&call.session_id)))
     }
 
     /// The call the local participant ([`MediaHostConfig::local`]) is in, if any.
@@ -504,19 +511,8 @@ impl Inner {
             media.close().await;
         }
         // Final figures, once the transport has stopped counting.
-        let stats = (call.media.is_some() || call.counters.is_some()).then(|| {
-            let transport = call.media.as_ref().map(|m| m.stats()).unwrap_or_default();
-            Box::new(SessionStats {
-                phase,
-                connect_time: transport.connect_time,
-                room: call
-                    .counters
-                    .as_ref()
-                    .map(|c| c.snapshot())
-                    .unwrap_or_default(),
-                transport,
-            })
-        });
+        let stats =
+            (call.media.is_some() || call.counters.is_some()).then(|| Box::new(call.stats(phase)));
         if let Some(room) = call.room
             && let Err(e) = self.pool.remove_room(room)
         {
