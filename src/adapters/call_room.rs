@@ -194,17 +194,14 @@ impl ShardRoom for CallRoom {
     }
 
     fn gather(&mut self, now: Instant) {
-        // The shard's `now` is its one clock reading for the whole tick; the rooms gathered
-        // before this one took part of it. The jitter buffer takes the packets queued until
-        // this room's own start of decoding, stamped with that moment.
-        self.room.gather(now.max(Instant::now()));
+        // `now` is this room's own start of decoding (the shard core hands each room its own).
+        self.room.gather(now);
     }
 
     fn tick(&mut self, now: Instant) {
-        // The room mixes at its own start of mixing, so the packet it queues is stamped
-        // (`arrival`) when this room's frame is mixed and encoded, not when the shard woke or
-        // decoded: `queue_to_write` then measures frame ready → `write_rtp`.
-        let now = now.max(Instant::now());
+        // `now` is this room's own start of mixing, so the packet it queues is stamped
+        // (`arrival`) when this room's frame is mixed and encoded: `queue_to_write` then
+        // measures frame ready → `write_rtp`.
         self.room.mix(now);
         self.publish();
         self.egress.notify();

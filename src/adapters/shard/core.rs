@@ -172,22 +172,26 @@ impl<R: ShardRoom> ShardCore<R> {
         (core, queues)
     }
 
-    /// One tick at `now`: [`ShardCore::gather`] then [`ShardCore::mix`]. Returns the number
-    /// of rooms ticked.
+    /// One tick at `now` on virtual time (every room starts at `now`): [`ShardCore::gather`]
+    /// then [`ShardCore::mix`]. Returns the number of rooms ticked.
     pub fn tick(&mut self, now: Instant) -> usize {
-        self.gather(now);
-        self.mix(now)
+        self.gather(now, || now);
+        self.mix(now, || now)
     }
 
     /// First phase of a tick at `now`: applies up to [`MAX_CONTROL_PER_TICK`] control
     /// commands, then gathers (decodes) every room that is not idle, in the order they were
     /// added. Returns the number of rooms gathered. Call [`ShardCore::mix`] next.
-    pub fn gather(&mut self, now: Instant) -> usize {
+    ///
+    /// Each room is handed its own start, `now.max(clock())`: the rooms before it took part
+    /// of the tick, and its jitter buffer should take the packets queued until then. The
+    /// worker passes `Instant::now`; virtual time passes `|| now`.
+    pub fn gather(&mut self, now: Instant, mut clock: impl FnMut() -> Instant) -> usize {
         self.apply_control();
         let mut gathered = 0;
         for room in &mut self.rooms {
             if !room.is_idle() {
-                room.gather(now);
+                room.gather(now.max(clock()));
                 gathered += 1;
             }
         }
@@ -197,11 +201,15 @@ impl<R: ShardRoom> ShardCore<R> {
     /// Second phase of a tick at `now`, after [`ShardCore::gather`] with no control between:
     /// mixes and sends ([`ShardRoom::tick`]) every room that is not idle, in the same order.
     /// Returns the number of rooms ticked.
-    pub fn mix(&mut self, now: Instant) -> usize {
+    ///
+    /// Each room is handed its own start of mixing, `now.max(clock())`, so the packets it
+    /// queues are stamped when its frame is mixed and encoded (frame ready → `write_rtp` is
+    /// measured from there), not when the shard woke.
+    pub fn mix(&mut self, now: Instant, mut clock: impl FnMut() -> Instant) -> usize {
         let mut ticked = 0;
         for room in &mut self.rooms {
             if !room.is_idle() {
-                room.tick(now);
+                room.tick(now.max(clock()));
                 ticked += 1;
             }
         }
@@ -439,8 +447,8 @@ mod tests {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_millis(20);
         assert_eq!(core.tick(t0), 3);
-        assert_eq!(core.gather(t1), 3);
-        assert_eq!(core.mix(t1), 3);
+        assert_eq!(core.gather(t1, || t1), 3);
+        assert_eq!(core.mix(t1, || t1), 3);
         let calls: Vec<(&str, u64, Instant)> = log.lock().unwrap().clone();
         let want: Vec<(&str, u64, Instant)> = [t0, t1]
             .into_iter()
@@ -464,14 +472,14 @@ mod tests {
         let (mut core, mut q) = shard();
         let (a, pa) = FakeRoom::new(1);
         send(&mut q, Control::AddRoom(Box::new(a)));
-        assert_eq!(core.gather(Instant::now()), 1);
+        assert_eq!(core.gather(Instant::now(), Instant::now), 1);
         assert_eq!(pa.gathers.load(SeqCst), 1);
         // Control arriving between the phases waits for the next gather.
         send(&mut q, Control::RemoveRoom(1));
-        assert_eq!(core.mix(Instant::now()), 1);
+        assert_eq!(core.mix(Instant::now(), Instant::now), 1);
         assert_eq!(pa.ticks.load(SeqCst), 1);
         assert!(core.has_control());
-        assert_eq!(core.gather(Instant::now()), 0);
+        assert_eq!(core.gather(Instant::now(), Instant::now), 0);
         assert_eq!(retired(&mut q), ["room 1"]);
     }
 

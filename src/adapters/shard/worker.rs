@@ -9,9 +9,9 @@
 //!     now = Instant::now()       ← the tick's clock reading, passed to every room (a call's
 //!                                  room may read its own start too, see `call_room.rs`)
 //!     ticker.handle_timeout(now) → not due: sleep to the deadline
-//!     core.gather(now)           → control, then every non-idle room's decode (phase 1)
+//!     core.gather(now, clock)    → control, then every non-idle room's decode (phase 1)
 //!     decoded = Instant::now()   ← deadline → end of the decode phase (histogram)
-//!     core.mix(now)              → every non-idle room's mix, encode, send (phase 2)
+//!     core.mix(now, clock)       → every non-idle room's mix, encode, send (phase 2)
 //!     end = Instant::now()       ← measures the cost and deadline → end (histograms), and
 //!                                  the sleep
 //!     publish counters, wake the janitor if something was retired, call the observer
@@ -98,9 +98,9 @@ impl<R: ShardRoom> Worker<R> {
                 thread::sleep(ticker.poll_timeout().saturating_duration_since(now));
                 continue;
             }
-            self.core.gather(now);
+            self.core.gather(now, Instant::now);
             let decoded = Instant::now();
-            self.core.mix(now);
+            self.core.mix(now, Instant::now);
             let end = Instant::now();
             counters.record_tick(
                 ticker.stats(),

@@ -83,14 +83,14 @@ impl ShardRoom for MixRoom {
     }
 
     fn gather(&mut self, now: Instant) {
-        // This room's own start of decoding (see `crate::adapters::call_room`).
-        self.room.gather(now.max(Instant::now()));
+        // `now`: this room's own start of decoding (the shard core hands each room its own).
+        self.room.gather(now);
     }
 
     fn tick(&mut self, now: Instant) {
-        // This room's own start of mixing (see `crate::adapters::call_room`): its packet's
-        // `arrival` stamp, from which the egress measures frame ready → `write_rtp`.
-        self.room.mix(now.max(Instant::now()));
+        // `now`: this room's own start of mixing, its packets' `arrival` stamp, from which the
+        // egress measures frame ready → `write_rtp`.
+        self.room.mix(now);
         if let Some(egress) = &self.egress {
             egress.notify();
         }
