@@ -36,6 +36,7 @@
 
 mod api;
 mod config;
+mod deadline_index;
 mod decision;
 mod error;
 mod incoming;
@@ -49,6 +50,7 @@ pub mod wire;
 pub use crate::graph::CallId;
 pub use api::{ApiCommand, ApiOutcome, GraphApiError, RequestId, Retry};
 pub use config::CallConfig;
+pub use deadline_index::DeadlineIndex;
 pub use decision::{Action, Answer, Decision, DecisionSource};
 pub use error::CallError;
 pub use incoming::{CallerKind, IncomingCall, is_policy_recording};

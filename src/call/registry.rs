@@ -11,12 +11,13 @@
 //! [`Calls::poll_timeout`] is O(1) and [`Calls::handle_timeout`] touches only the calls that
 //! are due: O(k log n) for k due calls among n, however many calls are up.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::api::{ApiOutcome, RequestId};
 use super::config::CallConfig;
+use super::deadline_index::DeadlineIndex;
 use super::decision::Decision;
 use super::error::CallError;
 use super::machine::{Call, StateDisposition};
@@ -29,10 +30,8 @@ use crate::graph::CallId;
 pub struct Calls {
     cfg: Arc<CallConfig>,
     calls: HashMap<CallId, Call>,
-    /// Each call's earliest timer, as indexed: `(at, id)` is in `deadlines` exactly when
-    /// `indexed[id] == at`.
-    deadlines: BTreeSet<(Instant, CallId)>,
-    indexed: HashMap<CallId, Instant>,
+    /// Each call's earliest timer.
+    deadlines: DeadlineIndex<CallId>,
     ready: VecDeque<CallId>,
     removed: VecDeque<CallOutput>,
     stats: CallsStats,
@@ -78,8 +77,7 @@ impl Calls {
         Self {
             cfg: Arc::new(cfg),
             calls: HashMap::new(),
-            deadlines: BTreeSet::new(),
-            indexed: HashMap::new(),
+            deadlines: DeadlineIndex::new(),
             ready: VecDeque::new(),
             removed: VecDeque::new(),
             stats: CallsStats::default(),
@@ -187,14 +185,7 @@ impl Calls {
     /// Runs the due timers of every call whose earliest timer is at or before `now`, and
     /// removes calls whose grace period is over. Only due calls are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, _)) = self.deadlines.first()
-            && *at <= now
-        {
-            // `first` just returned an entry, so there is one to pop.
-            let Some((_, id)) = self.deadlines.pop_first() else {
-                break;
-            };
-            self.indexed.remove(&id);
+        while let Some(id) = self.deadlines.pop_due(now) {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -213,7 +204,7 @@ impl Calls {
     /// The earliest instant any call has work. Changes after any input.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.first()
     }
 
     /// The next output of any call.
@@ -259,30 +250,13 @@ impl Calls {
     /// Re-reads call `id`'s earliest timer into the deadline index.
     fn reindex(&mut self, id: &CallId) {
         let next = self.calls.get(id).and_then(Call::poll_timeout);
-        let old = self.indexed.get(id).copied();
-        if old == next {
-            return;
-        }
-        if let Some(old) = old {
-            self.deadlines.remove(&(old, id.clone()));
-        }
-        match next {
-            Some(at) => {
-                self.deadlines.insert((at, id.clone()));
-                self.indexed.insert(id.clone(), at);
-            }
-            None => {
-                self.indexed.remove(id);
-            }
-        }
+        self.deadlines.set(id, next);
     }
 
     /// Takes call `id` out of the table; whatever it still had queued goes out before the
     /// `Removed` event.
     fn remove(&mut self, id: CallId) {
-        if let Some(old) = self.indexed.remove(&id) {
-            self.deadlines.remove(&(old, id.clone()));
-        }
+        self.deadlines.remove(&id);
         if let Some(mut call) = self.calls.remove(&id) {
             while let Some(out) = call.poll_output() {
                 self.removed.push_back(out);
@@ -368,7 +342,7 @@ mod tests {
         }
         assert_eq!(calls.stats().removed, 1);
         assert_eq!(calls.len(), 2);
-        assert!(calls.deadlines.iter().all(|(_, i)| *i != id(1)));
-        assert_eq!(calls.deadlines.len(), calls.indexed.len());
+        assert!(!calls.deadlines.contains(&id(1)));
+        assert_eq!(calls.deadlines.len(), 2);
     }
 }

@@ -36,6 +36,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
+use crate::call::DeadlineIndex;
 use crate::graph::{Call, ChangeType, ResultInfo};
 
 use super::emulated_call::{EmulatedCall, Outbox, Timer, error, request_record};
@@ -222,10 +223,8 @@ pub struct Model {
     /// Call ids by ring sequence number (ring order).
     order: BTreeMap<u64, String>,
     next_ring: u64,
-    /// Each call's earliest timer, as indexed: `(at, id)` is in `deadlines` exactly when
-    /// `indexed[id] == at`. Only due calls are visited by `handle_timeout`.
-    deadlines: BTreeSet<(Instant, String)>,
-    indexed: HashMap<String, Instant>,
+    /// Each call's earliest timer: only due calls are visited by `handle_timeout`.
+    deadlines: DeadlineIndex<String>,
     /// Ring sequence numbers of the terminated calls still kept (eviction candidates).
     terminated: BTreeSet<u64>,
     out: Outbox,
@@ -247,8 +246,7 @@ impl Model {
             calls: HashMap::new(),
             order: BTreeMap::new(),
             next_ring: 0,
-            deadlines: BTreeSet::new(),
-            indexed: HashMap::new(),
+            deadlines: DeadlineIndex::new(),
             terminated: BTreeSet::new(),
             out: Outbox::default(),
             rng,
@@ -512,14 +510,7 @@ impl Model {
 
     /// Fires every timer due at `now`. Visits only the calls whose earliest timer is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, _)) = self.deadlines.first()
-            && *at <= now
-        {
-            // `first` just returned an entry, so there is one to pop.
-            let Some((_, id)) = self.deadlines.pop_first() else {
-                break;
-            };
-            self.indexed.remove(&id);
+        while let Some(id) = self.deadlines.pop_due(now) {
             if let Some(entry) = self.calls.get_mut(&id) {
                 loop {
                     let due = entry
@@ -540,7 +531,7 @@ impl Model {
 
     /// The earliest pending timer. Changes after every `handle_*`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.first()
     }
 
     /// Adds a new call to the table, its timers to the index, and evicts beyond the limit.
@@ -564,29 +555,12 @@ impl Model {
             self.terminated.insert(entry.ring_seq);
         }
         let next = entry.timers.iter().map(|(at, _)| *at).min();
-        let old = self.indexed.get(id).copied();
-        if old == next {
-            return;
-        }
-        if let Some(old) = old {
-            self.deadlines.remove(&(old, id.to_owned()));
-        }
-        match next {
-            Some(at) => {
-                self.deadlines.insert((at, id.to_owned()));
-                self.indexed.insert(id.to_owned(), at);
-            }
-            None => {
-                self.indexed.remove(id);
-            }
-        }
+        self.deadlines.set(id, next);
     }
 
     /// Drops call `id` from the table and every index.
     fn forget(&mut self, id: &str) {
-        if let Some(old) = self.indexed.remove(id) {
-            self.deadlines.remove(&(old, id.to_owned()));
-        }
+        self.deadlines.remove(id);
         if let Some(entry) = self.calls.remove(id) {
             self.order.remove(&entry.ring_seq);
             self.terminated.remove(&entry.ring_seq);
