@@ -32,12 +32,10 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::call::{CallEvent, CallId, Decision, IncomingCall};
+use crate::call::CallId;
 
 use super::bot::{Bot, BotConfig, BotError, BotHandle};
-use super::call_handler::CallHandler;
 use super::demo_handler::{DemoAction, DemoHandler, DemoHandlerConfig};
-use super::graph_client::BoxFuture;
 use super::local_participant::LocalError;
 use super::media_handler::MediaCallHandler;
 use super::media_host::{
@@ -132,7 +130,8 @@ pub struct MediaOutcome {
     pub ended: Option<EndReason>,
     /// The recording, once finished.
     pub recording: Option<RecordingSummary>,
-    /// The last statistics seen while the session was live (taken when the call ends).
+    /// The session's final statistics (carried by its `Ended` event, taken after the
+    /// transport closed).
     pub last_stats: Option<SessionStats>,
     /// DTMF events received.
     pub dtmf: u64,
@@ -140,30 +139,6 @@ pub struct MediaOutcome {
     pub local: Option<String>,
     /// The local participant could not join this call, or failed during it: why.
     pub local_error: Option<String>,
-}
-
-/// Keeps each call's last media statistics as the call ends (before the wrapped
-/// [`MediaCallHandler`] ends the session and they are gone).
-#[derive(Debug)]
-struct StatsTap<H> {
-    inner: H,
-    host: MediaHost,
-    shared: Arc<Shared>,
-}
-
-impl<H: CallHandler> CallHandler for StatsTap<H> {
-    fn on_incoming(&self, call: IncomingCall) -> BoxFuture<'static, Decision> {
-        self.inner.on_incoming(call)
-    }
-
-    fn on_event(&self, event: &CallEvent) {
-        if let CallEvent::Terminated { call_id, .. } | CallEvent::Failed { call_id, .. } = event
-            && let Some(stats) = self.host.stats(call_id)
-        {
-            self.shared.outcome(call_id).last_stats = Some(stats);
-        }
-        self.inner.on_event(event);
-    }
 }
 
 #[derive(Debug, Default)]
@@ -275,15 +250,11 @@ impl MediaBot {
             }
         };
         let shared = Arc::new(Shared::default());
-        let handler = StatsTap {
-            inner: MediaCallHandler::new(
-                DemoHandler::new(cfg.policy.clone()),
-                host.clone(),
-                behaviour,
-            ),
-            host: host.clone(),
-            shared: Arc::clone(&shared),
-        };
+        let handler = MediaCallHandler::new(
+            DemoHandler::new(cfg.policy.clone()),
+            host.clone(),
+            behaviour,
+        );
         let bot = match Bot::start(cfg.bot.clone(), Arc::new(handler)).await {
             Ok(b) => Arc::new(b),
             Err(e) => {
@@ -409,12 +380,9 @@ async fn watch_media(
                     );
                     o.ended = Some(reason);
                     o.recording = recording;
-                    // The session's final figures; the call's end may have come first (then
-                    // the tap below kept a slightly earlier snapshot) or after (then only these
-                    // exist, e.g. when the peer's DELETE won the race).
-                    if let Some(stats) = stats {
-                        o.last_stats = Some(*stats);
-                    }
+                    // The session's final figures, whichever came first: the call's end or
+                    // the peer's DELETE.
+                    o.last_stats = stats.map(|s| *s);
                 }
                 SessionEvent::LocalJoined(what) => o.local = Some(what),
                 SessionEvent::LocalFailed(why) => o.local_error = Some(why),
