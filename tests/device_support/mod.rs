@@ -236,7 +236,9 @@ pub fn find_excerpt(excerpt: &[f32], got: &[f32]) -> (usize, f32) {
 }
 
 /// Excerpts of `source` (a quarter of a second each, every quarter second from 1 s to 4 s)
-/// looked for in `got` between 1 s earlier and 3 s later than in `source`: how many are found
+/// looked for in `got` between 3 s earlier and 3 s later than in `source` (a device joins a
+/// call about a second after its caller starts sending, so its recording starts that much
+/// later and the lag is about −1 s; how much varies run to run): how many are found
 /// with a correlation above `min` at about one lag (within 200 ms of the median lag of those
 /// above `min`), of how many (each printed). Short excerpts keep a glitch
 /// of a loaded sound server (a stall, a trimmed frame) from spoiling more than one or two.
@@ -249,7 +251,7 @@ pub fn excerpts_found(name: &str, source: &[f32], got: &[f32], min: f32) -> (usi
         let Some(excerpt) = source.get(start..start + LEN) else {
             continue;
         };
-        let lo = start.saturating_sub(48_000).min(got.len());
+        let lo = start.saturating_sub(3 * 48_000).min(got.len());
         let hi = (start + 3 * 48_000).min(got.len());
         let (at, c) = find_excerpt(excerpt, &got[lo..hi]);
         let lag = (lo + at) as isize - start as isize;
@@ -259,7 +261,7 @@ pub fn excerpts_found(name: &str, source: &[f32], got: &[f32], min: f32) -> (usi
         }
     }
     // A real signal is found at (nearly) one lag — a stalled sound server can shift it by a
-    // trimmed frame or a few — while chance matches land anywhere in the 4 s searched. Count
+    // trimmed frame or a few — while chance matches land anywhere in the 6 s searched. Count
     // the matches within 200 ms of their median lag.
     matches.sort_unstable();
     let median = matches.get(matches.len() / 2).copied().unwrap_or(0);
