@@ -22,7 +22,7 @@
 //! [`crate::adapters::local_participant::sound_device`]) the person at this machine joins the
 //! oldest connected call and moves on when it ends ([`MediaBot::local_call`] says where).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,8 +131,8 @@ pub struct MediaOutcome {
     /// The recording, once finished.
     pub recording: Option<RecordingSummary>,
     /// The session's final statistics (carried by its `Ended` event, taken after the
-    /// transport closed).
-    pub last_stats: Option<SessionStats>,
+    /// transport closed). Boxed: they hold latency histograms (≈ 13 KiB).
+    pub last_stats: Option<Box<SessionStats>>,
     /// DTMF events received.
     pub dtmf: u64,
     /// The local participant (a sound device) was in this call: its description.
@@ -141,14 +141,43 @@ pub struct MediaOutcome {
     pub local_error: Option<String>,
 }
 
+/// Outcomes of ended calls kept for [`MediaBot::media_outcome`] / [`MediaBot::media_ended`]
+/// (the oldest ended one is forgotten beyond this), so that a bot serving calls for months
+/// holds a bounded table. Calls still running are always kept.
+pub const KEPT_ENDED_OUTCOMES: usize = 1024;
+
 #[derive(Debug, Default)]
 struct Shared {
-    outcomes: Mutex<HashMap<CallId, MediaOutcome>>,
+    outcomes: Mutex<Outcomes>,
     changed: Notify,
 }
 
+/// Every call's outcome, and the ended ones in the order they ended.
+#[derive(Debug, Default)]
+struct Outcomes {
+    map: HashMap<CallId, MediaOutcome>,
+    ended: VecDeque<CallId>,
+}
+
+impl Outcomes {
+    fn get(&self, id: &CallId) -> Option<&MediaOutcome> {
+        self.map.get(id)
+    }
+
+    /// Notes that `id` has just ended; forgets the oldest ended outcomes beyond
+    /// [`KEPT_ENDED_OUTCOMES`].
+    fn note_ended(&mut self, id: &CallId) {
+        self.ended.push_back(id.clone());
+        while self.ended.len() > KEPT_ENDED_OUTCOMES {
+            if let Some(old) = self.ended.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, HashMap<CallId, MediaOutcome>> {
+    fn lock(&self) -> MutexGuard<'_, Outcomes> {
         // Bookkeeping only: a panic while holding it leaves usable entries.
         self.outcomes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -164,7 +193,7 @@ impl Shared {
 
 /// Mutable access to one call's outcome; waiters are woken when it is dropped.
 struct OutcomeGuard<'a> {
-    map: MutexGuard<'a, HashMap<CallId, MediaOutcome>>,
+    map: MutexGuard<'a, Outcomes>,
     id: CallId,
     changed: &'a Notify,
 }
@@ -178,7 +207,7 @@ impl std::ops::Deref for OutcomeGuard<'_> {
 
 impl std::ops::DerefMut for OutcomeGuard<'_> {
     fn deref_mut(&mut self) -> &mut MediaOutcome {
-        self.map.entry(self.id.clone()).or_default()
+        self.map.map.entry(self.id.clone()).or_default()
     }
 }
 
@@ -378,11 +407,15 @@ async fn watch_media(
                         reason,
                         EndReason::MediaFailed | EndReason::MediaClosed | EndReason::Deleted
                     );
+                    let first = o.ended.is_none();
                     o.ended = Some(reason);
                     o.recording = recording;
                     // The session's final figures, whichever came first: the call's end or
                     // the peer's DELETE.
-                    o.last_stats = stats.map(|s| *s);
+                    o.last_stats = stats;
+                    if first {
+                        o.map.note_ended(&call_id);
+                    }
                 }
                 SessionEvent::LocalJoined(what) => o.local = Some(what),
                 SessionEvent::LocalFailed(why) => o.local_error = Some(why),
@@ -401,5 +434,35 @@ async fn watch_media(
                 let _ = bot.hang_up(&call_id).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bot that has served many calls keeps only the latest ended outcomes, and every
+    /// running call's.
+    #[test]
+    fn ended_outcomes_are_bounded_and_running_ones_kept() {
+        let shared = Shared::default();
+        let running = CallId::from("running");
+        shared.outcome(&running).connected = true;
+        for i in 0..KEPT_ENDED_OUTCOMES + 10 {
+            let id = CallId::from(format!("call-{i}").as_str());
+            let mut o = shared.outcome(&id);
+            o.ended = Some(EndReason::CallEnded);
+            o.map.note_ended(&id);
+        }
+        let table = shared.lock();
+        assert_eq!(table.map.len(), KEPT_ENDED_OUTCOMES + 1);
+        assert!(table.get(&running).is_some_and(|o| o.connected));
+        assert!(
+            table.get(&CallId::from("call-9")).is_none(),
+            "oldest forgotten"
+        );
+        assert!(table.get(&CallId::from("call-10")).is_some());
+        let last = format!("call-{}", KEPT_ENDED_OUTCOMES + 9);
+        assert!(table.get(&CallId::from(last.as_str())).is_some());
     }
 }

@@ -11,7 +11,8 @@
 //! most 3.1 % above it.
 //!
 //! # Realtime Safety
-//! A [`Histogram`] is one inline array (8 KiB); [`Histogram::record`] is a few integer
+//! A [`Histogram`] is one inline array of 32-bit counters (4 KiB; a bucket saturates at
+//! 2^32 − 1 samples, 2.7 years of one 20 ms stream); [`Histogram::record`] is a few integer
 //! operations and never allocates. Construct it (and box it if it must move often) before
 //! the real-time loop starts.
 
@@ -25,10 +26,15 @@ const MAX_EXP: u32 = 36;
 /// Number of counters in a [`Histogram`].
 pub const BUCKETS: usize = (SUB + (MAX_EXP - SUB_BITS) as u64 * SUB) as usize;
 
+/// A sample count as a bucket counter (saturating).
+fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// Log-linear histogram of durations with fixed buckets (see the module docs).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Histogram {
-    counts: [u64; BUCKETS],
+    counts: [u32; BUCKETS],
     count: u64,
     sum_nanos: u128,
     min_nanos: u64,
@@ -61,7 +67,7 @@ impl Histogram {
             return Self::new();
         }
         Self {
-            counts,
+            counts: counts.map(saturate),
             count,
             sum_nanos,
             min_nanos,
@@ -80,8 +86,9 @@ impl Histogram {
         if n == 0 {
             return;
         }
-        self.counts[bucket_index(nanos)] += n;
-        self.count += n;
+        let c = &mut self.counts[bucket_index(nanos)];
+        *c = c.saturating_add(saturate(n));
+        self.count = self.count.saturating_add(n);
         self.sum_nanos += u128::from(nanos) * u128::from(n);
         self.min_nanos = self.min_nanos.min(nanos);
         self.max_nanos = self.max_nanos.max(nanos);
@@ -90,7 +97,7 @@ impl Histogram {
     /// Adds every sample of `other` to `self` (per-shard histograms into a pool total).
     pub fn merge(&mut self, other: &Self) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         self.count += other.count;
         self.sum_nanos += other.sum_nanos;
@@ -124,7 +131,7 @@ impl Histogram {
         let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0u64;
         for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
+            seen += u64::from(*c);
             if seen >= rank {
                 return Duration::from_nanos(bucket_upper(i).min(self.max_nanos));
             }
@@ -170,8 +177,8 @@ impl Histogram {
     }
 
     /// Raw bucket counters, for publishing a histogram through atomics.
-    pub fn buckets(&self) -> &[u64; BUCKETS] {
-        &self.counts
+    pub fn buckets(&self) -> [u64; BUCKETS] {
+        self.counts.map(u64::from)
     }
 }
 
@@ -228,6 +235,19 @@ pub fn bucket_upper(index: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bucket saturates instead of wrapping: percentiles stay sane past 2^32 samples.
+    #[test]
+    fn a_full_bucket_saturates() {
+        let mut h = Histogram::new();
+        h.record_nanos_n(1_000, 3_000_000_000);
+        h.record_nanos_n(1_000, 3_000_000_000);
+        h.record_nanos_n(5_000_000, 1);
+        assert_eq!(h.buckets()[bucket_index(1_000)], u64::from(u32::MAX));
+        assert_eq!(h.count(), 6_000_000_001);
+        assert!(h.p50() <= Duration::from_nanos(1_032));
+        assert_eq!(h.max(), Duration::from_nanos(5_000_000));
+    }
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
@@ -319,7 +339,7 @@ mod tests {
         for v in [3u64, 70, 900, 900, 40_000] {
             h.record(us(v));
         }
-        let back = Histogram::from_raw(*h.buckets(), 41_873_000, 3_000, 40_000_000);
+        let back = Histogram::from_raw(h.buckets(), 41_873_000, 3_000, 40_000_000);
         assert_eq!(back, h);
         assert!(Histogram::from_raw([0; BUCKETS], 5, 1, 9).is_empty());
     }

@@ -126,8 +126,9 @@ struct CallMedia {
     session_id: SessionId,
     behaviour: CallBehaviour,
     media: Option<Arc<MediaSession>>,
-    /// Built at negotiation, handed to the shards at `Connected`.
-    pending_room: Option<CallRoom>,
+    /// Built at negotiation, handed to the shards at `Connected`. Boxed: a room is ≈ 13 KiB
+    /// and the calls table keeps its high-water capacity.
+    pending_room: Option<Box<CallRoom>>,
     /// On a shard.
     room: Option<RoomId>,
     /// When the room went to a shard (an order, not a time).
@@ -422,7 +423,7 @@ impl Inner {
             match calls.get_mut(call_id) {
                 Some(call) if call.session_id == *id && registry.offer_accepted(id) => {
                     call.media = Some(Arc::clone(&session));
-                    call.pending_room = Some(room);
+                    call.pending_room = Some(Box::new(room));
                     call.counters = Some(counters);
                     call.recording = recording;
                     None
@@ -462,7 +463,7 @@ impl Inner {
             return;
         };
         let id = room.room().id();
-        match self.pool.add_room(room) {
+        match self.pool.add_room(*room) {
             Ok(_) => {
                 call.room = Some(id);
                 call.connected = Some(order);
