@@ -153,6 +153,14 @@ pub struct LoadReport {
     pub cpu_window_seconds: Option<f64>,
     /// (RSS in the steady window − RSS before the first call) / calls, KiB.
     pub rss_per_call_kib: Option<f64>,
+    /// The cost of each call placed after the first half: (RSS with every call connected −
+    /// RSS with the first ⌈N/2⌉ connected) / ⌊N/2⌋, KiB. Free of what the bot grows once
+    /// on its first calls (code paged in, thread pools, allocator arenas).
+    pub rss_per_added_call_kib: Option<f64>,
+    /// The same for anonymous memory only, KiB.
+    pub rss_anon_per_added_call_kib: Option<f64>,
+    /// RSS with the first half of the calls connected, MiB.
+    pub rss_half_mib: Option<f64>,
     /// RSS before the first call, MiB.
     pub rss_before_mib: Option<f64>,
     /// RSS in the steady window, MiB.
@@ -318,21 +326,42 @@ pub async fn run(
     };
     let before = sample();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..config.calls {
-        let ctx = ctx.clone();
-        let spec = spec.clone();
-        tasks.spawn(async move { run_call(&ctx, i, &spec).await });
-    }
-    let emulator = Arc::clone(&ctx.emulator);
-    drop(ctx);
+    // Calls are placed in two halves: the first ⌈N/2⌉, then — once they are all connected
+    // and their media has flowed for a moment — the rest. RSS sampled between the two
+    // gives the cost of each *added* call, free of what the bot grows once, on its first
+    // calls (code paged in, thread pools, allocator arenas).
+    let first_half = config.calls.div_ceil(2);
+    let place = |tasks: &mut tokio::task::JoinSet<MediaCallOutcome>,
+                 calls: std::ops::Range<usize>| {
+        for i in calls {
+            let ctx = ctx.clone();
+            let spec = spec.clone();
+            tasks.spawn(async move { run_call(&ctx, i, &spec).await });
+        }
+    };
+    place(&mut tasks, 0..first_half);
     let mut status = tokio::time::interval(Duration::from_secs(2));
     status.tick().await;
     let (mut connected, mut hung_up, mut failed_early) = (0usize, 0usize, 0usize);
+    let mut half_sample: Option<ProcessSample> = None;
+    let mut second_half_at: Option<tokio::time::Instant> = None;
     let mut window_start: Option<ProcessSample> = None;
     let mut window_end: Option<ProcessSample> = None;
     let mut outcomes = Vec::with_capacity(config.calls);
     while outcomes.len() < config.calls {
         tokio::select! {
+            () = async {
+                match second_half_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                second_half_at = None;
+                if hung_up == 0 {
+                    half_sample = sample();
+                }
+                place(&mut tasks, first_half..config.calls);
+            }
             Some(p) = rx.recv() => {
                 match p.step {
                     Step::MediaConnected(_) => connected += 1,
@@ -344,6 +373,13 @@ pub async fn run(
                     }
                     Step::Failed(_) => failed_early += 1,
                     _ => {}
+                }
+                if half_sample.is_none()
+                    && second_half_at.is_none()
+                    && first_half < config.calls
+                    && connected + failed_early == first_half
+                {
+                    second_half_at = Some(tokio::time::Instant::now() + HALF_SETTLE);
                 }
                 if window_start.is_none() && connected + failed_early >= config.calls && hung_up == 0 {
                     window_start = sample();
@@ -373,6 +409,8 @@ pub async fn run(
             },
         }
     }
+    let emulator = Arc::clone(&ctx.emulator);
+    drop(ctx);
     let mut bot_outcomes = Vec::new();
     if let Some(stack) = &stack {
         for o in &outcomes {
@@ -391,7 +429,12 @@ pub async fn run(
         &outcomes,
         &bot_outcomes,
         shards.as_deref(),
-        (before, window_start, window_end),
+        Samples {
+            before,
+            half: half_sample.map(|h| (first_half, h)),
+            window_start,
+            window_end,
+        },
         (load_start, load_average()),
         started,
     );
@@ -408,6 +451,19 @@ pub async fn run(
     }
     Ok(report)
 }
+
+/// The process samples a run takes: before the first call, with the first half of the calls
+/// connected (and how many that was), and the steady window's start and end.
+struct Samples {
+    before: Option<ProcessSample>,
+    half: Option<(usize, ProcessSample)>,
+    window_start: Option<ProcessSample>,
+    window_end: Option<ProcessSample>,
+}
+
+/// Media time given to the first half of the calls before the bot's RSS is sampled and the
+/// second half is placed.
+const HALF_SETTLE: Duration = Duration::from_secs(2);
 
 /// Pause after the warm-up round, for the bot to free its calls.
 const WARMUP_SETTLE: Duration = Duration::from_secs(3);
@@ -478,14 +534,16 @@ fn report(
     outcomes: &[MediaCallOutcome],
     bot: &[MediaOutcome],
     shards: Option<&[ShardStats]>,
-    (before, window_start, window_end): (
-        Option<ProcessSample>,
-        Option<ProcessSample>,
-        Option<ProcessSample>,
-    ),
+    samples: Samples,
     load_average: (Option<f64>, Option<f64>),
     started: Instant,
 ) -> LoadReport {
+    let Samples {
+        before,
+        half,
+        window_start,
+        window_end,
+    } = samples;
     let n = config.calls;
     let answered = outcomes.iter().filter(|o| o.decision == "answer").count();
     let media: Vec<_> = outcomes.iter().filter_map(|o| o.media.as_ref()).collect();
@@ -558,6 +616,13 @@ fn report(
         (Some(b), Some(d)) if n > 0 => Some(f(&d).saturating_sub(f(&b)) as f64 / 1024.0 / n as f64),
         _ => None,
     };
+    // Between the sample with the first half connected and the one with every call.
+    let per_added_call = |f: fn(&ProcessSample) -> u64| match (&half, during) {
+        (Some((first, h)), Some(d)) if n > *first => {
+            Some(f(&d).saturating_sub(f(h)) as f64 / 1024.0 / (n - first) as f64)
+        }
+        _ => None,
+    };
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     LoadReport {
         calls: n,
@@ -596,6 +661,9 @@ fn report(
         cpu_window_seconds: window,
         rss_per_call_kib: per_call(|s| s.rss_bytes),
         rss_anon_per_call_kib: per_call(|s| s.rss_anon_bytes),
+        rss_per_added_call_kib: per_added_call(|s| s.rss_bytes),
+        rss_anon_per_added_call_kib: per_added_call(|s| s.rss_anon_bytes),
+        rss_half_mib: half.as_ref().map(|(_, h)| mib(h.rss_bytes)),
         rss_before_mib: before.map(|b| mib(b.rss_bytes)),
         rss_during_mib: rss_during.map(mib),
         host_latency_in_p99_ms: match (
@@ -691,6 +759,20 @@ impl std::fmt::Display for LoadReport {
             self.rss_during_mib
                 .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
             self.measured,
+        )?;
+        writeln!(
+            f,
+            "  RSS per added call  {} (anonymous {}; RSS {} MiB with the first {} calls → {} MiB with {})",
+            self.rss_per_added_call_kib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
+            self.rss_anon_per_added_call_kib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.0} KiB")),
+            self.rss_half_mib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.calls.div_ceil(2),
+            self.rss_during_mib
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            self.calls,
         )?;
         writeln!(
             f,

@@ -11,6 +11,7 @@ use super::config::{CallBehaviour, MediaHostConfig};
 use crate::adapters::call_room::{CallCounters, CallRoom};
 use crate::adapters::recording::{
     RecordingError, RecordingHandle, RecordingOptions, RecordingSummary, RecordingWriter,
+    WriterThread,
 };
 use crate::adapters::webrtc::{
     Egress, LegQueues, MediaEvent, MediaSession, MediaTransport, TransportError, sdp,
@@ -44,6 +45,7 @@ pub(super) struct Built {
 pub(super) async fn answer(
     config: &MediaHostConfig,
     transport: &MediaTransport,
+    recorder: &WriterThread,
     room_id: RoomId,
     call_id: &CallId,
     behaviour: &CallBehaviour,
@@ -104,7 +106,7 @@ pub(super) async fn answer(
             };
             let (member, events) = Member::recorder(RECORDER, &config);
             room.add_member(member).map_err(full)?;
-            let recording = Recording::start(dir, call_id, &config, events)
+            let recording = Recording::start(recorder, dir, call_id, &config, events)
                 .map_err(|e| unavailable("recording", &e))?;
             Some(recording)
         }
@@ -139,7 +141,7 @@ pub(super) async fn answer(
     ))
 }
 
-/// A call's recording: [`RecordingWriter`] on its own thread, in `{record_dir}/{call id}`
+/// A call's recording: a [`RecordingWriter`] on the host's writer thread, in `{record_dir}/{call id}`
 /// (characters other than `[A-Za-z0-9._-]` replaced by `_`; `-{session id}` appended if that
 /// directory already holds a recording).
 #[derive(Debug)]
@@ -147,6 +149,7 @@ pub(super) struct Recording(RecordingHandle);
 
 impl Recording {
     fn start(
+        thread: &WriterThread,
         dir: &Path,
         call_id: &CallId,
         config: &RecorderConfig,
@@ -177,7 +180,7 @@ impl Recording {
             }
             other => other?,
         };
-        Ok(Self(writer.spawn(events, RECORDING_POLL)?))
+        Ok(Self(thread.add(writer, events)?))
     }
 
     /// Writes what is queued, closes the files; `None` if the recording failed.
@@ -194,8 +197,8 @@ impl Recording {
     }
 }
 
-/// How often a recording's writer drains the tap (the tap's queue holds 16 ticks).
-const RECORDING_POLL: Duration = Duration::from_millis(40);
+/// How often the writer thread drains every tap (a tap's queue holds 16 ticks).
+pub(super) const RECORDING_POLL: Duration = Duration::from_millis(40);
 
 /// [`MediaTransport::accept_offer`] on a blocking-pool thread of the current runtime.
 ///

@@ -34,7 +34,8 @@
 //! One webrtc session (its own tasks and UDP socket), one egress task and its socket pair
 //! (rung by the call's room after each tick: the egress is per call, not per shard, so the
 //! room needs no knowledge of where it was placed), one event forwarder task, and, when
-//! recording, one writer thread ([`super::recording::RecordingWriter::spawn`]). All end when
+//! recording, a place on the host's one recording writer thread
+//! ([`super::recording::WriterThread`], started with the host). All end when
 //! the session ends (`tests/media-session-cleanup.rs` counts fds and threads). The session's
 //! egress, driver and reader tasks run on one of the process's media threads (one per core,
 //! started with the first session and kept for the life of the process; see
@@ -55,7 +56,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use self::build::{Built, Recording};
+use self::build::{Built, RECORDING_POLL, Recording};
 pub use self::config::{BehaviourConfig, CallBehaviour, MediaHostConfig};
 pub use self::event::{EndReason, MediaHostEvent, MediaHostStats, SessionEvent, SessionStats};
 use self::seat::Seat;
@@ -63,6 +64,7 @@ use super::call_room::{CallCounters, CallRoom};
 use super::memory_trim::{self, TrimPolicy};
 use super::shard::{ShardError, ShardPool, ShardStats};
 use super::webrtc::{MediaEvent, MediaSession, MediaTransport};
+use crate::adapters::recording::WriterThread;
 use crate::graph::CallId;
 use crate::media::room::RoomId;
 use crate::session::blob::MediaSessionBlob;
@@ -79,6 +81,9 @@ pub enum MediaHostError {
     /// The session table refused.
     #[error("session registry: {0}")]
     Registry(#[from] RegistryError),
+    /// The recordings' writer thread did not start.
+    #[error("recording writer: {0}")]
+    Recording(#[from] crate::adapters::recording::RecordingError),
 }
 
 /// The media host (cheap to clone; clones share everything).
@@ -92,6 +97,8 @@ struct Inner {
     config: MediaHostConfig,
     transport: MediaTransport,
     pool: ShardPool<CallRoom>,
+    /// Writes every call's recording (one thread for the host).
+    recorder: WriterThread,
     state: Mutex<State>,
     events: mpsc::Sender<MediaHostEvent>,
     next_room: AtomicU64,
@@ -164,10 +171,12 @@ impl MediaHost {
         config: MediaHostConfig,
     ) -> Result<(Self, mpsc::Receiver<MediaHostEvent>), MediaHostError> {
         let pool = ShardPool::<CallRoom>::start(config.shards.clone())?;
+        let recorder = WriterThread::start(RECORDING_POLL)?;
         let (tx, rx) = mpsc::channel(config.event_capacity.max(1));
         let inner = Arc::new(Inner {
             transport: MediaTransport::new(config.transport.clone()),
             pool,
+            recorder,
             state: Mutex::new(State {
                 registry: SessionRegistry::new(config.registry),
                 calls: HashMap::new(),
@@ -361,8 +370,17 @@ impl MediaHost {
         let answered = match std::str::from_utf8(offer) {
             Ok(offer) => {
                 let room = RoomId(self.inner.next_room.fetch_add(1, Ordering::Relaxed));
-                let (config, transport) = (&self.inner.config, &self.inner.transport);
-                build::answer(config, transport, room, &call_id, &behaviour, offer).await
+                let inner = &*self.inner;
+                build::answer(
+                    &inner.config,
+                    &inner.transport,
+                    &inner.recorder,
+                    room,
+                    &call_id,
+                    &behaviour,
+                    offer,
+                )
+                .await
             }
             Err(_) => Err(NegotiationError::MalformedSdp("body is not UTF-8".into())),
         };

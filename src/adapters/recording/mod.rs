@@ -25,8 +25,8 @@
 //!
 //! [`RecordingWriter`] is a plain value: feed it events ([`RecordingWriter::write_event`],
 //! [`RecordingWriter::drain`]) from any non-real-time thread or a tokio blocking task, then
-//! [`RecordingWriter::finish`]. [`RecordingWriter::spawn`] runs that loop on its own thread
-//! ([`RecordingHandle`]).
+//! [`RecordingWriter::finish`]. [`WriterThread`] runs that loop for every recording of a host
+//! on one thread ([`RecordingHandle`]); [`RecordingWriter::spawn`] on a thread of its own.
 //! It allocates and blocks on the file system freely: never run it on a shard.
 
 mod sidecar;
@@ -36,7 +36,7 @@ pub use sidecar::{
     Integrity, RecordingSidecar, SIDECAR_FILE, SIDECAR_VERSION, SidecarStream, StreamCounts,
     StreamKind,
 };
-pub use thread::RecordingHandle;
+pub use thread::{RecordingHandle, WriterThread};
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
