@@ -12,7 +12,10 @@
 //! - **CPU %** of this process from `/proc/self/stat` over the steady part of the run (every
 //!   call connected, until the first hang-up), as a share of the machine (`cpuPercent`, 100 =
 //!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
-//!   before the first call, divided by N). In-process, both include the emulator's side —
+//!   before the first call, divided by N) and **RSS per added call** (calls are placed in two
+//!   halves, the second once the first is connected: the RSS the second half added, divided
+//!   by its count — what one more call costs, free of the bot's one-time growth on its first
+//!   calls). In-process, both include the emulator's side —
 //!   its media processor encodes, decodes and mixes as much as the bot does — and the report
 //!   says so (`measured`). With `--bot URL --bot-pid PID` both are read from the bot's own
 //!   process (`/proc/PID`): the bot's figure alone. Run the load twice against the same
