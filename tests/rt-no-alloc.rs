@@ -29,9 +29,9 @@ use mediabot::media::leg::{CallLegConfig, LegPort};
 use mediabot::media::member::Member;
 use mediabot::media::packet::{OpusPacket, RtpMeta, RtpPacket};
 use mediabot::media::prompt::{PlayMode, Prompt};
-use mediabot::media::recorder::{RecordEvent, RecorderConfig};
+use mediabot::media::record_queue::RecordEvents;
+use mediabot::media::recorder::RecorderConfig;
 use mediabot::media::room::{MemberId, Room, RoomConfig, RoomId};
-use rtrb::Consumer;
 
 const WARMUP_TICKS: u64 = 100;
 const MEASURED_TICKS: u64 = 1_000;
@@ -154,7 +154,7 @@ impl Far {
 /// What the transport thread looks after.
 struct Transport {
     fars: Vec<Far>,
-    recorder: Consumer<RecordEvent>,
+    recorder: RecordEvents,
     app: AppAudio,
     record_events: u64,
     app_frames: u64,

@@ -30,7 +30,8 @@ use crate::media::frame::AudioFrame;
 use crate::media::leg::{CallLeg, CallLegConfig, LegPort};
 use crate::media::packet::RtpPacket;
 use crate::media::prompt::{PlayMode, Prompt, PromptPlayer};
-use crate::media::recorder::{RecordEvent, RecorderConfig, RecorderTap};
+use crate::media::record_queue::RecordEvents;
+use crate::media::recorder::{RecorderConfig, RecorderTap};
 use crate::media::room::MemberId;
 use crate::media::speaker::{Activity, VoiceConfig, VoiceDetector};
 
@@ -150,7 +151,7 @@ impl Member {
     }
 
     /// A recorder tap; returns the writer's end of its event queue with it.
-    pub fn recorder(id: MemberId, config: &RecorderConfig) -> (Box<Self>, Consumer<RecordEvent>) {
+    pub fn recorder(id: MemberId, config: &RecorderConfig) -> (Box<Self>, RecordEvents) {
         let (tap, events) = RecorderTap::new(config);
         (
             Self::new(id, MemberKind::Recorder(tap), VoiceConfig::default()),

@@ -17,6 +17,7 @@ pub mod mixer;
 pub mod ogg_opus;
 pub mod packet;
 pub mod prompt;
+pub mod record_queue;
 pub mod recorder;
 pub mod resample;
 pub mod room;

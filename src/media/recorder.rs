@@ -20,11 +20,12 @@
 //! [`RecorderTap::new`] allocates the queue and the stream list (off-shard). Emitting events
 //! copies fixed-size values into preallocated queue slots.
 
-use rtrb::{Consumer, Producer, RingBuffer};
-
 use crate::media::frame::{AudioFrame, FRAME_SAMPLES};
 use crate::media::leg::PlayoutMark;
 use crate::media::packet::{OpusPacket, RtpMeta};
+use crate::media::record_queue::{
+    Entry, MIX_EVENT, Mark, RecordEvents, RecordSink, TYPICAL_LEG_EVENT, record_queue,
+};
 use crate::media::room::MemberId;
 
 /// Which stream a [`RecordEvent`] belongs to.
@@ -36,8 +37,8 @@ pub enum RecordStream {
     Mix,
 }
 
-/// One tick of one stream.
-// Queue elements must be fixed-size values (no Box): the size difference is the design.
+/// One tick of one stream (what the writer reads; the queue holds it as a variable-size
+/// record).
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum RecordEntry {
@@ -56,9 +57,7 @@ pub enum RecordEntry {
     Silence,
     /// The leg was not in the room this tick.
     Absent,
-    /// This tick's mix as PCM16 (what `mix.wav` holds; saturated at full scale). Half the
-    /// size of an `f32` frame, which halves every queue slot: the queue turns over every few
-    /// ticks, so all of it is resident for the whole call.
+    /// This tick's mix as PCM16 (what `mix.wav` holds; saturated at full scale).
     Mixed([i16; FRAME_SAMPLES]),
 }
 
@@ -80,7 +79,10 @@ pub struct RecorderConfig {
     pub legs: Vec<MemberId>,
     /// Also record the full mix.
     pub mix: bool,
-    /// Queue capacity in events; at least one tick's worth (legs + mix) is always reserved.
+    /// Queue capacity in events of typical size (a leg's 160-byte packet, a mix frame),
+    /// rounded up to whole ticks (every leg and the mix); at least one tick. Events are
+    /// variable-size records in one byte ring (see [`crate::media::record_queue`]): marks
+    /// take a 20-byte header, larger packets take more room than typical.
     pub capacity: usize,
 }
 
@@ -98,22 +100,24 @@ pub struct RecorderCounters {
 pub struct RecorderTap {
     legs: Vec<MemberId>,
     mix: bool,
-    output: Producer<RecordEvent>,
+    output: RecordSink,
     tick: u64,
     counters: RecorderCounters,
 }
 
 impl RecorderTap {
     /// Builds a tap and the writer's end of its queue. Allocates.
-    pub fn new(config: &RecorderConfig) -> (Self, Consumer<RecordEvent>) {
+    pub fn new(config: &RecorderConfig) -> (Self, RecordEvents) {
         let legs: Vec<MemberId> = config
             .legs
             .iter()
             .copied()
             .take(MAX_RECORDED_LEGS)
             .collect();
-        let per_tick = legs.len() + usize::from(config.mix);
-        let (output, input) = RingBuffer::new(config.capacity.max(per_tick).max(1));
+        let per_tick = (legs.len() + usize::from(config.mix)).max(1);
+        let tick_bytes = legs.len() * TYPICAL_LEG_EVENT + usize::from(config.mix) * MIX_EVENT;
+        let ticks = config.capacity.div_ceil(per_tick).max(1);
+        let (output, input) = record_queue(ticks * tick_bytes);
         (
             Self {
                 legs,
@@ -143,14 +147,11 @@ impl RecorderTap {
         what: Option<(PlayoutMark, &RtpMeta, &OpusPacket)>,
     ) {
         let entry = match what {
-            None => RecordEntry::Absent,
-            Some((PlayoutMark::Packet, meta, payload)) => RecordEntry::Packet {
-                meta: *meta,
-                payload: *payload,
-            },
-            Some((PlayoutMark::Fec, ..)) => RecordEntry::Fec,
-            Some((PlayoutMark::Concealed, ..)) => RecordEntry::Concealed,
-            Some((PlayoutMark::Silence, ..)) => RecordEntry::Silence,
+            None => Entry::Mark(Mark::Absent),
+            Some((PlayoutMark::Packet, meta, payload)) => Entry::Packet { meta, payload },
+            Some((PlayoutMark::Fec, ..)) => Entry::Mark(Mark::Fec),
+            Some((PlayoutMark::Concealed, ..)) => Entry::Mark(Mark::Concealed),
+            Some((PlayoutMark::Silence, ..)) => Entry::Mark(Mark::Silence),
         };
         self.emit(RecordStream::Leg(leg), entry);
     }
@@ -160,7 +161,7 @@ impl RecorderTap {
         if self.mix {
             let mut pcm = [0i16; FRAME_SAMPLES];
             mix.copy_to_i16(&mut pcm);
-            self.emit(RecordStream::Mix, RecordEntry::Mixed(pcm));
+            self.emit(RecordStream::Mix, Entry::Mixed(&pcm));
         }
     }
 
@@ -169,13 +170,8 @@ impl RecorderTap {
         self.tick += 1;
     }
 
-    fn emit(&mut self, stream: RecordStream, entry: RecordEntry) {
-        let event = RecordEvent {
-            tick: self.tick,
-            stream,
-            entry,
-        };
-        if self.output.push(event).is_ok() {
+    fn emit(&mut self, stream: RecordStream, entry: Entry<'_>) {
+        if self.output.push(self.tick, stream, entry).is_ok() {
             self.counters.events += 1;
         } else {
             self.counters.dropped += 1;
@@ -272,21 +268,30 @@ mod tests {
 
     #[test]
     fn tap_numbers_ticks_and_counts_drops() {
+        // Room for exactly one mix frame.
         let config = RecorderConfig {
-            legs: vec![MemberId(1)],
-            mix: false,
+            legs: vec![],
+            mix: true,
             capacity: 1,
         };
         let (mut tap, mut rx) = RecorderTap::new(&config);
+        let mut frame = AudioFrame::silence();
+        for (i, s) in frame.samples.iter_mut().enumerate() {
+            *s = i as f32 / 2048.0;
+        }
         for _ in 0..3 {
-            tap.record_leg(MemberId(1), None);
+            tap.record_mix(&frame);
             tap.end_tick();
         }
         assert_eq!(tap.counters().events, 1);
         assert_eq!(tap.counters().dropped, 2);
         let first = rx.pop().unwrap();
-        assert_eq!((first.tick, first.entry), (0, RecordEntry::Absent));
-        tap.record_leg(MemberId(1), None);
+        assert_eq!(first.tick, 0);
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        frame.copy_to_i16(&mut pcm);
+        assert_eq!(first.entry, RecordEntry::Mixed(pcm));
+        assert!(rx.pop().is_err());
+        tap.record_mix(&frame);
         assert_eq!(rx.pop().unwrap().tick, 3);
     }
 }

@@ -20,7 +20,8 @@ use crate::graph::CallId;
 use crate::media::leg::CallLegConfig;
 use crate::media::member::Member;
 use crate::media::prompt::PlayMode;
-use crate::media::recorder::{RecordEvent, RecorderConfig};
+use crate::media::record_queue::RecordEvents;
+use crate::media::recorder::RecorderConfig;
 use crate::media::room::{MemberId, Room, RoomConfig, RoomId};
 use crate::session::registry::NegotiationError;
 
@@ -101,7 +102,8 @@ pub(super) async fn answer(
             let config = RecorderConfig {
                 legs: vec![LEG],
                 mix: true,
-                // 16 ticks of slack for a writer that wakes every tick (~125 KB).
+                // 16 ticks (320 ms) of slack for the writer thread, which drains every 40 ms:
+                // 16 × (a typical leg packet + a mix frame) ≈ 34 KB.
                 capacity: 32,
             };
             let (member, events) = Member::recorder(RECORDER, &config);
@@ -153,7 +155,7 @@ impl Recording {
         dir: &Path,
         call_id: &CallId,
         config: &RecorderConfig,
-        events: rtrb::Consumer<RecordEvent>,
+        events: RecordEvents,
     ) -> Result<Self, RecordingError> {
         let name: String = call_id
             .as_str()

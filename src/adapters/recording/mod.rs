@@ -43,7 +43,7 @@ use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rtrb::Consumer;
+use crate::media::record_queue::RecordEvents;
 
 use crate::media::codec::packet_duration;
 use crate::media::frame::{FRAME_SAMPLES, RTP_TICKS_PER_FRAME, SAMPLE_RATE};
@@ -244,7 +244,7 @@ impl RecordingWriter {
     ///
     /// # Errors
     /// As [`Self::write_event`].
-    pub fn drain(&mut self, events: &mut Consumer<RecordEvent>) -> Result<usize, RecordingError> {
+    pub fn drain(&mut self, events: &mut RecordEvents) -> Result<usize, RecordingError> {
         let mut n = 0;
         while let Ok(event) = events.pop() {
             self.write_event(&event)?;

@@ -17,10 +17,8 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rtrb::Consumer;
-
 use super::{RecordingError, RecordingSummary, RecordingWriter};
-use crate::media::recorder::RecordEvent;
+use crate::media::record_queue::RecordEvents;
 
 /// A running writer thread; clone it freely (every clone adds to the same thread).
 #[derive(Clone, Debug)]
@@ -37,7 +35,7 @@ enum Command {
 struct Active {
     id: u64,
     writer: RecordingWriter,
-    events: Consumer<RecordEvent>,
+    events: RecordEvents,
     done: mpsc::SyncSender<Result<RecordingSummary, RecordingError>>,
 }
 
@@ -63,7 +61,7 @@ impl WriterThread {
     pub fn add(
         &self,
         writer: RecordingWriter,
-        events: Consumer<RecordEvent>,
+        events: RecordEvents,
     ) -> Result<RecordingHandle, RecordingError> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -211,7 +209,7 @@ impl RecordingWriter {
     /// [`RecordingError::Thread`] if the thread cannot be started.
     pub fn spawn(
         self,
-        events: Consumer<RecordEvent>,
+        events: RecordEvents,
         poll: Duration,
     ) -> Result<RecordingHandle, RecordingError> {
         WriterThread::start(poll)?.add(self, events)
@@ -235,7 +233,7 @@ mod tests {
         dir
     }
 
-    fn tap() -> (RecorderTap, Consumer<RecordEvent>, RecorderConfig) {
+    fn tap() -> (RecorderTap, RecordEvents, RecorderConfig) {
         let config = RecorderConfig {
             legs: vec![MemberId(1)],
             mix: true,

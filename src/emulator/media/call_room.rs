@@ -40,6 +40,7 @@ use crate::adapters::webrtc::EgressSignal;
 use crate::media::leg::CallLegConfig;
 use crate::media::member::Member;
 use crate::media::packet::RtpPacket;
+use crate::media::record_queue::RecordEvents;
 use crate::media::recorder::{RecordEntry, RecordEvent, RecorderConfig};
 use crate::media::room::{MemberId, Room, RoomConfig, RoomId};
 
@@ -343,7 +344,7 @@ impl Drop for CallRoom {
 
 async fn pump(
     state: Arc<Mutex<PumpState>>,
-    mut events: Consumer<RecordEvent>,
+    mut events: RecordEvents,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut interval = tokio::time::interval(PUMP_INTERVAL);
