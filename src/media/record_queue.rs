@@ -322,7 +322,7 @@ mod tests {
             seq,
             timestamp: 0xdead_beef ^ u32::from(seq),
             ssrc: 0x0102_0304,
-            marker: seq % 2 == 0,
+            marker: seq.is_multiple_of(2),
             audio_level: level,
         }
     }
