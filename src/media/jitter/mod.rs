@@ -155,6 +155,9 @@ pub struct JitterBuffer {
     /// Frames counted `lost` since the last packet played: if the next packet played continues
     /// the sequence numbers, they were the sender's pause, not a loss.
     missing_run: u64,
+    /// The frames of `missing_run` that were [`Playout::Conceal`] (the rest were silence past
+    /// the concealment limit): credited to `paused_concealed` if the run was a pause.
+    missing_run_concealed: u64,
     deficit_ticks: u32,
     excess_ticks: u32,
     stats: JitterStats,
@@ -185,6 +188,7 @@ impl JitterBuffer {
             reject_streak: 0,
             conceal_streak: 0,
             missing_run: 0,
+            missing_run_concealed: 0,
             deficit_ticks: 0,
             excess_ticks: 0,
             stats: JitterStats::default(),
@@ -314,6 +318,7 @@ impl JitterBuffer {
         self.reject_streak = 0;
         self.conceal_streak = 0;
         self.missing_run = 0;
+        self.missing_run_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.stats = JitterStats::default();
@@ -333,6 +338,7 @@ impl JitterBuffer {
         self.last_played_seq = None;
         self.conceal_streak = 0;
         self.missing_run = 0;
+        self.missing_run_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.check_seq(0, packet.meta.seq);
@@ -432,8 +438,10 @@ impl JitterBuffer {
             // No packet is missing between the two: the frames in between were a pause of
             // the sender (discontinuous transmission), not a loss.
             self.stats.sender_paused += self.missing_run;
+            self.stats.paused_concealed += self.missing_run_concealed;
         }
         self.missing_run = 0;
+        self.missing_run_concealed = 0;
         self.last_played_seq = Some(seq);
         match self.slots.play(frame) {
             Some(packet) => Playout::Packet(packet),
@@ -455,6 +463,7 @@ impl JitterBuffer {
         }
         self.conceal_streak += 1;
         self.stats.concealed += 1;
+        self.missing_run_concealed += 1;
         if !fec {
             return Playout::Conceal { fec: None };
         }
@@ -742,6 +751,112 @@ mod tests {
         let s = *jb.stats();
         check_identities(&s);
         assert_eq!((s.lost, s.sender_paused), (10, 0), "{s:?}");
+    }
+
+    /// What a sender did with one frame of its timeline.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Sent {
+        /// Sent, and arrived.
+        Yes,
+        /// Not sent: a pause (DTX), so no sequence number is used.
+        Paused,
+        /// Sent but lost on the way: its sequence number is missing.
+        Lost,
+    }
+
+    /// The packets that arrive of `frames` frames sent every 20 ms from `t0` (arriving 5 ms
+    /// later), each frame as `plan` says.
+    fn sender(t0: Instant, frames: u32, plan: impl Fn(u32) -> Sent) -> Vec<RtpPacket> {
+        let mut seq = 1000u16;
+        let mut sends = Vec::new();
+        for k in 0..frames {
+            let what = plan(k);
+            if what == Sent::Yes {
+                let arrival = t0 + FRAME_DURATION * k + ms(5);
+                sends.push(packet(SSRC, seq, k * RTP_TICKS_PER_FRAME, arrival));
+            }
+            if what != Sent::Paused {
+                seq = seq.wrapping_add(1);
+            }
+        }
+        sends
+    }
+
+    /// Runs `plan` for `frames` frames (popping every 20 ms, 10 ms after the sends) and
+    /// returns the stats. Every plan ends with a sent frame, so no frame is missing at the end.
+    fn conceal_stats(frames: u32, plan: impl Fn(u32) -> Sent) -> JitterStats {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let (outs, _) = run(&mut jb, t0, sender(t0, frames, plan), ms(10), frames);
+        assert_eq!(tail(&outs), 0, "{outs:?}");
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!(s.inserted, 0, "a clean path needs no insertion: {s:?}");
+        s
+    }
+
+    /// `(lost, sender_paused, concealed, paused_concealed)`.
+    fn conceal_counts(s: &JitterStats) -> (u64, u64, u64, u64) {
+        (s.lost, s.sender_paused, s.concealed, s.paused_concealed)
+    }
+
+    #[test]
+    fn a_pause_within_the_concealment_limit_is_concealment_without_loss() {
+        // 10 frames of pause (the limit is 20): all concealed, all found to be a pause.
+        let s = conceal_stats(50, |k| {
+            if (20..30).contains(&k) {
+                Sent::Paused
+            } else {
+                Sent::Yes
+            }
+        });
+        assert_eq!(conceal_counts(&s), (10, 10, 10, 10), "{s:?}");
+    }
+
+    #[test]
+    fn a_pause_beyond_the_concealment_limit_is_concealed_up_to_the_limit() {
+        // 30 frames of pause: 20 concealed (the limit), 10 silent; all a pause.
+        let s = conceal_stats(80, |k| {
+            if (20..50).contains(&k) {
+                Sent::Paused
+            } else {
+                Sent::Yes
+            }
+        });
+        assert_eq!(conceal_counts(&s), (30, 30, 20, 20), "{s:?}");
+    }
+
+    #[test]
+    fn a_loss_is_concealed_but_not_counted_as_a_pause() {
+        let s = conceal_stats(50, |k| {
+            if (20..30).contains(&k) {
+                Sent::Lost
+            } else {
+                Sent::Yes
+            }
+        });
+        assert_eq!(conceal_counts(&s), (10, 0, 10, 0), "{s:?}");
+    }
+
+    #[test]
+    fn pauses_and_losses_are_told_apart_in_one_stream() {
+        let s = conceal_stats(150, |k| match k {
+            20..25 => Sent::Paused, // 5 concealed, a pause
+            40..43 => Sent::Lost,   // 3 concealed, a loss
+            60..90 => Sent::Paused, // 20 concealed + 10 silent, a pause
+            // A pause whose first packet after it is lost: the sequence gap makes the whole
+            // run (4 paused + 1 lost frames) a loss, as it must (the buffer cannot tell).
+            110..114 => Sent::Paused,
+            114 => Sent::Lost,
+            _ => Sent::Yes,
+        });
+        assert_eq!(
+            conceal_counts(&s),
+            (5 + 3 + 30 + 5, 5 + 30, 5 + 3 + 20 + 5, 5 + 20),
+            "{s:?}"
+        );
+        let loss_concealed = s.concealed - s.paused_concealed - s.inserted;
+        assert_eq!(loss_concealed, 3 + 5);
     }
 
     fn check_identities(s: &JitterStats) {

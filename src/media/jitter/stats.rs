@@ -8,6 +8,10 @@
 //! And, while the buffer is playing, each frame of the stream's timeline that the playout
 //! head passes is exactly one of: played, `dropped` (discarded to shorten the delay) or
 //! `lost` (missing at its playout time: concealed, or silent past the concealment limit).
+//!
+//! Concealment splits the same way: `concealed = inserted + paused_concealed + (concealed
+//! frames of real losses)`, where `paused_concealed` is known only once the next packet has
+//! played (a run of missing frames is a pause or a loss in retrospect).
 
 use std::time::Duration;
 
@@ -49,6 +53,11 @@ pub struct JitterStats {
     /// silent — discontinuous transmission — advances its timestamps but not its sequence
     /// numbers). `lost - sender_paused` is what the network (or the sender) really lost.
     pub sender_paused: u64,
+    /// The frames among `sender_paused` that were concealed ([`super::Playout::Conceal`]),
+    /// the others being silence past the concealment limit: concealment the sender's pause
+    /// caused, not a loss. `concealed - paused_concealed - inserted` is the concealment of
+    /// real losses (and of a stream that has ended, until the next packet tells).
+    pub paused_concealed: u64,
     /// `Playout::Conceal` results (lost frames within the concealment limit, plus insertions).
     pub concealed: u64,
     /// `Playout::Conceal` results that offered in-band FEC from the next packet.
