@@ -152,8 +152,8 @@ pub struct JitterBuffer {
     reject_streak: u32,
     /// Consecutive pops (while playing) that were not a packet.
     conceal_streak: u32,
-    /// Frames counted `lost` since the last packet played: if the next packet played continues
-    /// the sequence numbers, they were the sender's pause, not a loss.
+    /// Frames counted `lost` since the last packet played: those of them for which the next
+    /// packet played skips no sequence number were the sender's pause, not a loss.
     missing_run: u64,
     /// The frames of `missing_run` that were [`Playout::Conceal`] (the rest were silence past
     /// the concealment limit): credited to `paused_concealed` if the run was a pause.
@@ -431,14 +431,16 @@ impl JitterBuffer {
         self.advance();
         self.conceal_streak = 0;
         self.stats.played += 1;
-        if self
-            .last_played_seq
-            .is_some_and(|last| seq == last.wrapping_add(1))
-        {
-            // No packet is missing between the two: the frames in between were a pause of
-            // the sender (discontinuous transmission), not a loss.
-            self.stats.sender_paused += self.missing_run;
-            self.stats.paused_concealed += self.missing_run_concealed;
+        if let Some(last) = self.last_played_seq {
+            // Packets the sender numbered between the two (lost, late, or dropped here).
+            let unplayed = u64::from(seq.wrapping_sub(last).wrapping_sub(1));
+            if unplayed <= self.missing_run {
+                // Only `unplayed` of the missing frames had a packet: the others were a pause
+                // of the sender (discontinuous transmission), not a loss. Which of them were
+                // concealed is unknown, so the lost ones are taken to be among the concealed.
+                self.stats.sender_paused += self.missing_run - unplayed;
+                self.stats.paused_concealed += self.missing_run_concealed.saturating_sub(unplayed);
+            }
         }
         self.missing_run = 0;
         self.missing_run_concealed = 0;
@@ -844,19 +846,41 @@ mod tests {
             20..25 => Sent::Paused, // 5 concealed, a pause
             40..43 => Sent::Lost,   // 3 concealed, a loss
             60..90 => Sent::Paused, // 20 concealed + 10 silent, a pause
-            // A pause whose first packet after it is lost: the sequence gap makes the whole
-            // run (4 paused + 1 lost frames) a loss, as it must (the buffer cannot tell).
+            // A pause whose first packet after it is lost: the sequence gap of one packet
+            // makes one frame of the run a loss, the other 4 a pause.
             110..114 => Sent::Paused,
             114 => Sent::Lost,
+            // A loss, then a pause, then a loss: 2 lost packets in a run of 5.
+            130 => Sent::Lost,
+            131..134 => Sent::Paused,
+            134 => Sent::Lost,
             _ => Sent::Yes,
         });
         assert_eq!(
             conceal_counts(&s),
-            (5 + 3 + 30 + 5, 5 + 30, 5 + 3 + 20 + 5, 5 + 20),
+            (
+                5 + 3 + 30 + 5 + 5,
+                5 + 30 + 4 + 3,
+                5 + 3 + 20 + 5 + 5,
+                5 + 20 + 4 + 3
+            ),
             "{s:?}"
         );
         let loss_concealed = s.concealed - s.paused_concealed - s.inserted;
-        assert_eq!(loss_concealed, 3 + 5);
+        assert_eq!(loss_concealed, 3 + 1 + 2);
+    }
+
+    #[test]
+    fn lost_frames_of_a_run_past_the_concealment_limit_are_taken_from_the_concealed_ones() {
+        // 25 frames paused, then the first packet after them lost: a run of 26 missing frames
+        // (20 concealed, 6 silent), one of them a loss — which one the buffer cannot know, so
+        // the concealed part is credited conservatively: 19 of the 20.
+        let s = conceal_stats(80, |k| match k {
+            20..45 => Sent::Paused,
+            45 => Sent::Lost,
+            _ => Sent::Yes,
+        });
+        assert_eq!(conceal_counts(&s), (26, 25, 20, 19), "{s:?}");
     }
 
     fn check_identities(s: &JitterStats) {

@@ -48,14 +48,18 @@ pub struct JitterStats {
     pub played: u64,
     /// Frames whose packet was missing when their playout time came.
     pub lost: u64,
-    /// The frames among `lost` found afterwards to be a pause of the sender, not a loss: the
-    /// next packet played continued the sequence numbers (a sender that sends nothing while
-    /// silent — discontinuous transmission — advances its timestamps but not its sequence
-    /// numbers). `lost - sender_paused` is what the network (or the sender) really lost.
+    /// The frames among `lost` found afterwards to be a pause of the sender, not a loss: a
+    /// sender that sends nothing while silent (discontinuous transmission) advances its
+    /// timestamps but not its sequence numbers, so when the next packet plays, of the run of
+    /// `n` missing frames since the last one only as many as the sequence numbers skipped
+    /// (`k`) had a packet; the other `n - k` were a pause (none if `k > n`: a sequence
+    /// jump). `lost - sender_paused` is what the network (or the sender) really lost, plus
+    /// the last run of a stream that has ended (no next packet tells).
     pub sender_paused: u64,
     /// The frames among `sender_paused` that were concealed ([`super::Playout::Conceal`]),
     /// the others being silence past the concealment limit: concealment the sender's pause
-    /// caused, not a loss. `concealed - paused_concealed - inserted` is the concealment of
+    /// caused, not a loss. In a run with `k` lost packets, the `k` losses are taken to be
+    /// among its concealed frames (the run's concealed frames minus `k`: never overstated). `concealed - paused_concealed - inserted` is the concealment of
     /// real losses (and of a stream that has ended, until the next packet tells).
     pub paused_concealed: u64,
     /// `Playout::Conceal` results (lost frames within the concealment limit, plus insertions).
