@@ -20,9 +20,9 @@ use mediabot::media::codec::{CodecBackend, OpusDecoder};
 use mediabot::media::frame::AudioFrame;
 use mediabot::media::ogg_opus::OggOpusFile;
 
-/// Most frames a room may conceal for "loss" on loopback: the run at the call's end (up to the
-/// 20-frame concealment limit) that no later packet could reveal as a pause, and a few more.
-const LOSS_ON_LOOPBACK: u64 = 25;
+/// Most frames a room may conceal for loss on loopback: none is lost, but a packet delayed
+/// past its playout time by a busy machine counts as lost (a few, with a margin for CI).
+const LOSS_ON_LOOPBACK: u64 = 10;
 
 /// Decodes an Ogg Opus file's packets, one 20 ms frame each (TOC-only packets conceal,
 /// silence packets decode to silence, as a player would).
@@ -154,9 +154,8 @@ async fn the_caller_hears_the_greeting_then_itself_and_the_call_is_recorded() {
             "{side}: {c:?}"
         );
         // Both sides pause (the caller between words, the bot while it has nothing to
-        // echo), and those concealed frames are found to be pauses; what is left as loss is
-        // at most the last run of the call (cut short by the hang-up, so never found to be
-        // a pause: up to the 20-frame concealment limit) and a few frames.
+        // echo), and those concealed frames are found to be pauses; the run at the call's
+        // end, if any, is its own part; what is left as loss is a few frames at most.
         assert!(c.sender_pause_frames > 0, "{side}: {c:?}");
         assert!(c.loss_frames <= LOSS_ON_LOOPBACK, "{side}: {c:?}");
     }

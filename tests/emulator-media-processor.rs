@@ -134,8 +134,8 @@ async fn a_caller_hears_its_own_speech_through_an_echoing_bot_leg() {
         report.bot
     );
     // The loopback echoes the room's own packets, sequence numbers and all, so those gaps are
-    // found to be pauses: concealment without loss (all but the run the stop cut short, at
-    // most the 20-frame concealment limit).
+    // found to be pauses (but the run the stop cut short, its own part): concealment without
+    // loss, but for a packet a busy machine may have delayed past its playout.
     let b = &report.bot;
     assert!(
         b.jitter_paused_concealed <= b.jitter_paused && b.jitter_paused <= b.jitter_lost,
@@ -147,7 +147,7 @@ async fn a_caller_hears_its_own_speech_through_an_echoing_bot_leg() {
         c.sender_pause_frames > 0,
         "the caller's speech has pauses: {c:?}"
     );
-    assert!(c.loss_frames <= 25, "{c:?}");
+    assert!(c.loss_frames <= 10, "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,7 @@ pub struct CallCounters {
     jitter_lost: AtomicU64,
     jitter_paused: AtomicU64,
     jitter_paused_concealed: AtomicU64,
+    jitter_pending_concealed: AtomicU64,
     jitter_inserted: AtomicU64,
     jitter_dropped: AtomicU64,
     jitter_late: AtomicU64,
@@ -89,6 +90,10 @@ pub struct CallRoomStats {
     /// the concealment limit): concealment caused by the caller's pauses, not by loss
     /// (counted in `concealed_frames` too).
     pub jitter_paused_concealed: u64,
+    /// Jitter buffer: the concealed frames since the last packet played, not yet known to be
+    /// a pause or a loss (in the final figures: the call's last run, after the caller's last
+    /// packet).
+    pub jitter_pending_concealed: u64,
     /// Jitter buffer: frames inserted to grow its delay towards the target (concealed
     /// without a loss; counted in `concealed_frames` too).
     pub jitter_inserted: u64,
@@ -115,6 +120,7 @@ impl CallCounters {
             jitter_lost: self.jitter_lost.load(Relaxed),
             jitter_paused: self.jitter_paused.load(Relaxed),
             jitter_paused_concealed: self.jitter_paused_concealed.load(Relaxed),
+            jitter_pending_concealed: self.jitter_pending_concealed.load(Relaxed),
             jitter_inserted: self.jitter_inserted.load(Relaxed),
             jitter_dropped: self.jitter_dropped.load(Relaxed),
             jitter_late: self.jitter_late.load(Relaxed),
@@ -185,6 +191,8 @@ impl CallRoom {
         c.jitter_lost.store(j.lost, Relaxed);
         c.jitter_paused.store(j.sender_paused, Relaxed);
         c.jitter_paused_concealed.store(j.paused_concealed, Relaxed);
+        c.jitter_pending_concealed
+            .store(j.pending_concealed, Relaxed);
         c.jitter_inserted.store(j.inserted, Relaxed);
         c.jitter_dropped.store(j.dropped, Relaxed);
         c.jitter_late.store(j.late, Relaxed);

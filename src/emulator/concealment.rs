@@ -1,5 +1,5 @@
-//! How many frames a receiving room concealed, and why: real loss, the sender's pauses, or
-//! the jitter buffer growing its delay — the breakdown `mediabot load` and `mediabot demo`
+//! How many frames a receiving room concealed, and why: real loss, the sender's pauses, the
+//! jitter buffer growing its delay, or the call's end — the breakdown `mediabot load` and `mediabot demo`
 //! report for each direction (caller → bot, concealed by the bot's room; bot → caller,
 //! concealed by the emulator's).
 //!
@@ -10,11 +10,13 @@
 //! next packet continues the sequence numbers — that they were a pause
 //! ([`crate::media::jitter::JitterStats::paused_concealed`]). Frames inserted to grow the delay
 //! ([`crate::media::jitter::JitterStats::inserted`]) are concealment without loss as well.
-//! What remains is the loss:
-//! `loss = concealed − sender pauses − delay growth` (saturating; a frame rebuilt from FEC is
-//! not counted as concealed, so the pause and growth parts are capped to what is left and the
-//! three parts always add up to `concealed`). A stream that ends mid-pause has its last run
-//! still counted as loss (the next packet never came to tell).
+//! And when the call ends, the concealed frames since the other side's last packet are
+//! neither: no next packet came to tell a pause from a loss
+//! ([`crate::media::jitter::JitterStats::pending_concealed`]); they are the **call end**
+//! part. What remains is the loss:
+//! `loss = concealed − sender pauses − delay growth − call end` (saturating: a frame rebuilt
+//! from FEC is not counted as concealed, so the other parts are capped, in that order, to
+//! what is left, and the four parts always add up to `concealed`).
 
 use std::fmt;
 
@@ -32,7 +34,7 @@ pub struct Concealment {
     /// Frames the receiving rooms played out (ticks).
     pub frames: u64,
     /// Frames concealed, whatever the cause (`lossFrames + senderPauseFrames +
-    /// delayGrowthFrames`).
+    /// delayGrowthFrames + callEndFrames`).
     pub concealed_frames: u64,
     /// Concealed frames whose packet was really missing (lost, late, or a stream that ended).
     pub loss_frames: u64,
@@ -40,6 +42,9 @@ pub struct Concealment {
     pub sender_pause_frames: u64,
     /// Concealed frames the jitter buffer inserted to grow its delay.
     pub delay_growth_frames: u64,
+    /// Concealed frames after the sender's last packet, when the call ended (pause or loss:
+    /// unknown).
+    pub call_end_frames: u64,
     /// `concealedFrames` per 100 frames.
     pub concealed_percent: f64,
     /// `lossFrames` per 100 frames.
@@ -48,15 +53,33 @@ pub struct Concealment {
     pub sender_pause_percent: f64,
     /// `delayGrowthFrames` per 100 frames.
     pub delay_growth_percent: f64,
+    /// `callEndFrames` per 100 frames.
+    pub call_end_percent: f64,
 }
 
 impl Concealment {
     /// From a receiver's counters: `frames` played out, `concealed` of them (total),
-    /// `paused_concealed` found to be the sender's pause, `inserted` to grow the delay.
-    pub fn new(frames: u64, concealed: u64, paused_concealed: u64, inserted: u64) -> Self {
+    /// `paused_concealed` found to be the sender's pause, `inserted` to grow the delay,
+    /// `pending_concealed` since the last packet (the call's end).
+    pub fn new(
+        frames: u64,
+        concealed: u64,
+        paused_concealed: u64,
+        inserted: u64,
+        pending_concealed: u64,
+    ) -> Self {
         let pauses = paused_concealed.min(concealed);
         let growth = inserted.min(concealed - pauses);
-        Self::from_parts(frames, concealed - pauses - growth, pauses, growth)
+        let end = pending_concealed.min(concealed - pauses - growth);
+        Self::from_parts(
+            frames,
+            Parts {
+                loss: concealed - pauses - growth - end,
+                pauses,
+                growth,
+                end,
+            },
+        )
     }
 
     /// Caller → bot: what the bot's room concealed of the caller's audio.
@@ -66,6 +89,7 @@ impl Concealment {
             room.concealed_frames,
             room.jitter_paused_concealed,
             room.jitter_inserted,
+            room.jitter_pending_concealed,
         )
     }
 
@@ -76,22 +100,31 @@ impl Concealment {
             bot.concealed,
             bot.jitter_paused_concealed,
             bot.jitter_inserted,
+            bot.jitter_pending_concealed,
         )
     }
 
     /// The sum of `parts` (percentages recomputed over all their frames).
     pub fn sum(parts: impl IntoIterator<Item = Self>) -> Self {
-        let (mut frames, mut loss, mut pauses, mut growth) = (0, 0, 0, 0);
+        let mut frames = 0;
+        let mut sum = Parts::default();
         for p in parts {
             frames += p.frames;
-            loss += p.loss_frames;
-            pauses += p.sender_pause_frames;
-            growth += p.delay_growth_frames;
+            sum.loss += p.loss_frames;
+            sum.pauses += p.sender_pause_frames;
+            sum.growth += p.delay_growth_frames;
+            sum.end += p.call_end_frames;
         }
-        Self::from_parts(frames, loss, pauses, growth)
+        Self::from_parts(frames, sum)
     }
 
-    fn from_parts(frames: u64, loss: u64, pauses: u64, growth: u64) -> Self {
+    fn from_parts(frames: u64, parts: Parts) -> Self {
+        let Parts {
+            loss,
+            pauses,
+            growth,
+            end,
+        } = parts;
         let percent = |n: u64| {
             if frames == 0 {
                 0.0
@@ -99,23 +132,34 @@ impl Concealment {
                 n as f64 * 100.0 / frames as f64
             }
         };
-        let concealed = loss + pauses + growth;
+        let concealed = loss + pauses + growth + end;
         Self {
             frames,
             concealed_frames: concealed,
             loss_frames: loss,
             sender_pause_frames: pauses,
             delay_growth_frames: growth,
+            call_end_frames: end,
             concealed_percent: percent(concealed),
             loss_percent: percent(loss),
             sender_pause_percent: percent(pauses),
             delay_growth_percent: percent(growth),
+            call_end_percent: percent(end),
         }
     }
 }
 
-/// `8.6 % of frames (loss 0.08 %, sender pauses 8.4 %, delay growth 0.1 %)`: one decimal from
-/// 1 % up, two below.
+/// Concealed frames by cause.
+#[derive(Clone, Copy, Debug, Default)]
+struct Parts {
+    loss: u64,
+    pauses: u64,
+    growth: u64,
+    end: u64,
+}
+
+/// `8.6 % of frames (loss 0.08 %, sender pauses 8.4 %, delay growth 0.10 %, call end 0.02 %)`:
+/// one decimal from 1 % up, two below.
 impl fmt::Display for Concealment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = |v: f64| {
@@ -127,11 +171,12 @@ impl fmt::Display for Concealment {
         };
         write!(
             f,
-            "{} of frames (loss {}, sender pauses {}, delay growth {})",
+            "{} of frames (loss {}, sender pauses {}, delay growth {}, call end {})",
             p(self.concealed_percent),
             p(self.loss_percent),
             p(self.sender_pause_percent),
-            p(self.delay_growth_percent)
+            p(self.delay_growth_percent),
+            p(self.call_end_percent)
         )
     }
 }
@@ -142,43 +187,51 @@ mod tests {
 
     #[test]
     fn parts_add_up_to_the_concealed_frames() {
-        let c = Concealment::new(10_000, 860, 840, 10);
+        let c = Concealment::new(10_000, 862, 840, 10, 2);
         assert_eq!(
             (
                 c.concealed_frames,
                 c.loss_frames,
                 c.sender_pause_frames,
-                c.delay_growth_frames
+                c.delay_growth_frames,
+                c.call_end_frames
             ),
-            (860, 10, 840, 10)
+            (862, 10, 840, 10, 2)
         );
         assert_eq!(
             c.to_string(),
-            "8.6 % of frames (loss 0.10 %, sender pauses 8.4 %, delay growth 0.10 %)"
+            "8.6 % of frames (loss 0.10 %, sender pauses 8.4 %, delay growth 0.10 %, call end 0.02 %)"
         );
     }
 
     #[test]
-    fn pauses_and_growth_are_capped_to_what_was_concealed() {
+    fn the_other_parts_are_capped_to_what_was_concealed() {
         // FEC-rebuilt frames are not concealed, so the jitter counters may exceed the total.
-        let c = Concealment::new(100, 5, 4, 3);
+        let c = Concealment::new(100, 5, 4, 3, 2);
         assert_eq!(
-            (c.concealed_frames, c.loss_frames, c.sender_pause_frames),
-            (5, 0, 4)
+            (
+                c.concealed_frames,
+                c.loss_frames,
+                c.sender_pause_frames,
+                c.delay_growth_frames,
+                c.call_end_frames
+            ),
+            (5, 0, 4, 1, 0)
         );
-        assert_eq!(c.delay_growth_frames, 1);
-        let c = Concealment::new(100, 5, 9, 3);
+        let c = Concealment::new(100, 5, 9, 3, 2);
         assert_eq!(
             (c.loss_frames, c.sender_pause_frames, c.delay_growth_frames),
             (0, 5, 0)
         );
+        let c = Concealment::new(100, 5, 0, 0, 2);
+        assert_eq!((c.loss_frames, c.call_end_frames), (3, 2));
     }
 
     #[test]
     fn sum_recomputes_the_percentages_over_all_frames() {
         let s = Concealment::sum([
-            Concealment::new(100, 10, 10, 0),
-            Concealment::new(300, 2, 0, 0),
+            Concealment::new(100, 10, 10, 0, 0),
+            Concealment::new(300, 2, 0, 0, 0),
         ]);
         assert_eq!((s.frames, s.concealed_frames, s.loss_frames), (400, 12, 2));
         assert_eq!(s.concealed_percent, 3.0);

@@ -9,12 +9,13 @@
 //!   (deadlines skipped because a tick overran) and late ticks;
 //! - **concealment**: frames concealed by the bot's rooms (caller → bot) and by the
 //!   emulator's (bot → caller), as % of the frames they played out, split by cause
-//!   ([`Concealment`]): **loss** (the packet really was missing), **sender pauses** (the
-//!   rooms send nothing in a tick where they have nothing to say — discontinuous
-//!   transmission — so the receiver conceals until its concealment limit, and finds out
-//!   from the next packet's sequence number that nothing was lost; at load this is almost
-//!   all of the total) and **delay growth** (frames the jitter buffer inserted to grow its
-//!   delay). Only the loss part says anything about the network or the host;
+//!   ([`Concealment`]): **loss** (the packet was missing, or came after its playout time),
+//!   **sender pauses** (the rooms send nothing in a tick where they have nothing to say —
+//!   discontinuous transmission — so the receiver conceals until its concealment limit, and
+//!   finds out from the next packet's sequence number that nothing was lost; at load this is
+//!   almost all of the total), **delay growth** (frames the jitter buffer inserted to grow
+//!   its delay) and **call end** (concealed after the sender's last packet: no next packet
+//!   came to tell). Only the loss part says anything about the network or the host;
 //! - **CPU %** of this process from `/proc/self/stat` over the steady part of the run (every
 //!   call connected, until the first hang-up), as a share of the machine (`cpuPercent`, 100 =
 //!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
@@ -149,8 +150,8 @@ pub struct LoadReport {
     pub bot_jitter: Option<[u64; 5]>,
     /// Concealed frames per 100 frames received, both directions.
     pub concealed_percent: f64,
-    /// Both directions' concealment split by cause: loss, sender pauses, delay growth
-    /// (its `concealedFrames` is this report's `concealedFrames` when the bot is in-process).
+    /// Both directions' concealment split by cause: loss, sender pauses, delay growth, call
+    /// end (its `concealedFrames` is this report's `concealedFrames` when the bot is in-process).
     pub concealment: Concealment,
     /// Caller → bot: the bot's rooms' concealment by cause; `None` for a bot elsewhere.
     pub concealment_by_bot: Option<Concealment>,

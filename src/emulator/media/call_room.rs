@@ -95,6 +95,7 @@ impl MixRoom {
         c.lost.store(j.lost, Relaxed);
         c.paused.store(j.sender_paused, Relaxed);
         c.paused_concealed.store(j.paused_concealed, Relaxed);
+        c.pending_concealed.store(j.pending_concealed, Relaxed);
         c.inserted.store(j.inserted, Relaxed);
     }
 }
@@ -106,6 +107,7 @@ pub struct BotJitterCounters {
     lost: AtomicU64,
     paused: AtomicU64,
     paused_concealed: AtomicU64,
+    pending_concealed: AtomicU64,
     inserted: AtomicU64,
 }
 
@@ -115,6 +117,7 @@ impl BotJitterCounters {
         bot.jitter_lost = self.lost.load(Relaxed);
         bot.jitter_paused = self.paused.load(Relaxed);
         bot.jitter_paused_concealed = self.paused_concealed.load(Relaxed);
+        bot.jitter_pending_concealed = self.pending_concealed.load(Relaxed);
         bot.jitter_inserted = self.inserted.load(Relaxed);
     }
 }
@@ -193,6 +196,9 @@ pub struct BotPlayout {
     /// The frames among `jitter_paused` that were concealed (the others were silence past
     /// the concealment limit): concealment the bot's pauses caused.
     pub jitter_paused_concealed: u64,
+    /// The concealed frames since the bot's last packet played, not yet known to be a pause
+    /// or a loss (in the final report: the call's last run).
+    pub jitter_pending_concealed: u64,
     /// Frames the jitter buffer inserted (concealed) to grow its delay: no loss either.
     pub jitter_inserted: u64,
 }

@@ -155,9 +155,6 @@ pub struct JitterBuffer {
     /// Frames counted `lost` since the last packet played: those of them for which the next
     /// packet played skips no sequence number were the sender's pause, not a loss.
     missing_run: u64,
-    /// The frames of `missing_run` that were [`Playout::Conceal`] (the rest were silence past
-    /// the concealment limit): credited to `paused_concealed` if the run was a pause.
-    missing_run_concealed: u64,
     deficit_ticks: u32,
     excess_ticks: u32,
     stats: JitterStats,
@@ -188,7 +185,6 @@ impl JitterBuffer {
             reject_streak: 0,
             conceal_streak: 0,
             missing_run: 0,
-            missing_run_concealed: 0,
             deficit_ticks: 0,
             excess_ticks: 0,
             stats: JitterStats::default(),
@@ -318,7 +314,7 @@ impl JitterBuffer {
         self.reject_streak = 0;
         self.conceal_streak = 0;
         self.missing_run = 0;
-        self.missing_run_concealed = 0;
+        self.stats.pending_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.stats = JitterStats::default();
@@ -338,7 +334,7 @@ impl JitterBuffer {
         self.last_played_seq = None;
         self.conceal_streak = 0;
         self.missing_run = 0;
-        self.missing_run_concealed = 0;
+        self.stats.pending_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.check_seq(0, packet.meta.seq);
@@ -439,11 +435,12 @@ impl JitterBuffer {
                 // of the sender (discontinuous transmission), not a loss. Which of them were
                 // concealed is unknown, so the lost ones are taken to be among the concealed.
                 self.stats.sender_paused += self.missing_run - unplayed;
-                self.stats.paused_concealed += self.missing_run_concealed.saturating_sub(unplayed);
+                self.stats.paused_concealed +=
+                    self.stats.pending_concealed.saturating_sub(unplayed);
             }
         }
         self.missing_run = 0;
-        self.missing_run_concealed = 0;
+        self.stats.pending_concealed = 0;
         self.last_played_seq = Some(seq);
         match self.slots.play(frame) {
             Some(packet) => Playout::Packet(packet),
@@ -465,7 +462,7 @@ impl JitterBuffer {
         }
         self.conceal_streak += 1;
         self.stats.concealed += 1;
-        self.missing_run_concealed += 1;
+        self.stats.pending_concealed += 1;
         if !fec {
             return Playout::Conceal { fec: None };
         }
@@ -794,7 +791,28 @@ mod tests {
         let s = *jb.stats();
         check_identities(&s);
         assert_eq!(s.inserted, 0, "a clean path needs no insertion: {s:?}");
+        assert_eq!(s.pending_concealed, 0, "{s:?}");
         s
+    }
+
+    #[test]
+    fn the_last_run_stays_pending_until_the_next_packet_tells() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // 20 frames, then nothing: 50 pops (one buffering, 20 played, frames 20..49 missing),
+        // and the stream may have ended.
+        run(&mut jb, t0, sender(t0, 20, |_| Sent::Yes), ms(10), 50);
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!(conceal_counts(&s), (29, 0, 20, 0), "{s:?}");
+        assert_eq!(s.pending_concealed, 20, "{s:?}");
+        // It had not: the next packet, for frame 49, continues the sequence numbers.
+        let next = packet(SSRC, 1020, 49 * RTP_TICKS_PER_FRAME, t0 + ms(49 * 20 + 5));
+        run(&mut jb, t0 + FRAME_DURATION * 50, vec![next], ms(10), 1);
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!(conceal_counts(&s), (29, 29, 20, 20), "{s:?}");
+        assert_eq!((s.played, s.pending_concealed), (21, 0), "{s:?}");
     }
 
     /// `(lost, sender_paused, concealed, paused_concealed)`.

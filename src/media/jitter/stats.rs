@@ -9,9 +9,10 @@
 //! head passes is exactly one of: played, `dropped` (discarded to shorten the delay) or
 //! `lost` (missing at its playout time: concealed, or silent past the concealment limit).
 //!
-//! Concealment splits the same way: `concealed = inserted + paused_concealed + (concealed
-//! frames of real losses)`, where `paused_concealed` is known only once the next packet has
-//! played (a run of missing frames is a pause or a loss in retrospect).
+//! Concealment splits the same way: `concealed = inserted + paused_concealed +
+//! pending_concealed + (concealed frames of real losses)`, where a run of missing frames is a
+//! pause or a loss only in retrospect, once the next packet has played (until then its
+//! concealed frames are `pending_concealed`).
 
 use std::time::Duration;
 
@@ -59,9 +60,13 @@ pub struct JitterStats {
     /// The frames among `sender_paused` that were concealed ([`super::Playout::Conceal`]),
     /// the others being silence past the concealment limit: concealment the sender's pause
     /// caused, not a loss. In a run with `k` lost packets, the `k` losses are taken to be
-    /// among its concealed frames (the run's concealed frames minus `k`: never overstated). `concealed - paused_concealed - inserted` is the concealment of
-    /// real losses (and of a stream that has ended, until the next packet tells).
+    /// among its concealed frames (the run's concealed frames minus `k`: never overstated).
     pub paused_concealed: u64,
+    /// The concealed frames of the current run of missing frames (since the last packet
+    /// played), not yet known to be a pause or a loss — the next packet played tells. A
+    /// gauge, not a running count: it returns to 0 when a packet plays, and a stream that
+    /// has ended leaves its last run here.
+    pub pending_concealed: u64,
     /// `Playout::Conceal` results (lost frames within the concealment limit, plus insertions).
     pub concealed: u64,
     /// `Playout::Conceal` results that offered in-band FEC from the next packet.
