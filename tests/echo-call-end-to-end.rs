@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mediabot::adapters::media_bot::MediaOutcome;
 use mediabot::call::CallId;
+use mediabot::emulator::concealment::Concealment;
 use mediabot::emulator::media::round_trip::first_audio_in;
 use mediabot::emulator::media::{
     MediaProcessorConfig, first_heard, load_wav_48k, media_dir, round_trip,
@@ -18,6 +19,10 @@ use mediabot::emulator::scenario::Scenario;
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
 use mediabot::media::frame::AudioFrame;
 use mediabot::media::ogg_opus::OggOpusFile;
+
+/// Most frames a room may conceal for loss on loopback: none is lost, but a packet delayed
+/// past its playout time by a busy machine counts as lost (a few, with a margin for CI).
+const LOSS_ON_LOOPBACK: u64 = 10;
 
 /// Decodes an Ogg Opus file's packets, one 20 ms frame each (TOC-only packets conceal,
 /// silence packets decode to silence, as a player would).
@@ -118,6 +123,42 @@ async fn the_caller_hears_the_greeting_then_itself_and_the_call_is_recorded() {
         room.jitter_paused > 0 && room.jitter_paused <= room.jitter_lost,
         "{room:?}"
     );
+    // Concealment by cause, both directions: on loopback nothing is lost, so what the rooms
+    // conceal is the other side's pauses (and the odd frame inserted to grow the delay).
+    let by_bot = Concealment::of_bot_room(room);
+    let by_caller = Concealment::of_emulator_room(&media.bot);
+    println!("concealment: bot side {by_bot}; caller's side {by_caller}");
+    for (side, c, paused, paused_concealed, lost) in [
+        (
+            "bot",
+            by_bot,
+            room.jitter_paused,
+            room.jitter_paused_concealed,
+            room.jitter_lost,
+        ),
+        (
+            "caller",
+            by_caller,
+            media.bot.jitter_paused,
+            media.bot.jitter_paused_concealed,
+            media.bot.jitter_lost,
+        ),
+    ] {
+        assert!(
+            paused_concealed <= paused && paused <= lost,
+            "{side}: {paused_concealed} ≤ {paused} ≤ {lost}"
+        );
+        assert_eq!(
+            c.loss_frames + c.sender_pause_frames + c.delay_growth_frames,
+            c.concealed_frames,
+            "{side}: {c:?}"
+        );
+        // Both sides pause (the caller between words, the bot while it has nothing to
+        // echo), and those concealed frames are found to be pauses; the run at the call's
+        // end, if any, is its own part; what is left as loss is a few frames at most.
+        assert!(c.sender_pause_frames > 0, "{side}: {c:?}");
+        assert!(c.loss_frames <= LOSS_ON_LOOPBACK, "{side}: {c:?}");
+    }
     let recording = bot.recording.as_ref().expect("recorded");
     assert!(recording.integrity.complete, "{:?}", recording.integrity);
     assert_eq!(recording.dir, dir.join(call.as_str()));

@@ -50,6 +50,8 @@ pub struct CallCounters {
     echo_frames: AtomicU64,
     jitter_lost: AtomicU64,
     jitter_paused: AtomicU64,
+    jitter_paused_concealed: AtomicU64,
+    jitter_pending_concealed: AtomicU64,
     jitter_inserted: AtomicU64,
     jitter_dropped: AtomicU64,
     jitter_late: AtomicU64,
@@ -84,6 +86,14 @@ pub struct CallRoomStats {
     /// The frames among `jitter_lost` that were the caller's pause (no sequence gap:
     /// discontinuous transmission), not a loss.
     pub jitter_paused: u64,
+    /// The frames among `jitter_paused` that were concealed (the others were silence past
+    /// the concealment limit): concealment caused by the caller's pauses, not by loss
+    /// (counted in `concealed_frames` too).
+    pub jitter_paused_concealed: u64,
+    /// Jitter buffer: the concealed frames since the last packet played, not yet known to be
+    /// a pause or a loss (in the final figures: the call's last run, after the caller's last
+    /// packet).
+    pub jitter_pending_concealed: u64,
     /// Jitter buffer: frames inserted to grow its delay towards the target (concealed
     /// without a loss; counted in `concealed_frames` too).
     pub jitter_inserted: u64,
@@ -109,6 +119,8 @@ impl CallCounters {
             echo_frames: self.echo_frames.load(Relaxed),
             jitter_lost: self.jitter_lost.load(Relaxed),
             jitter_paused: self.jitter_paused.load(Relaxed),
+            jitter_paused_concealed: self.jitter_paused_concealed.load(Relaxed),
+            jitter_pending_concealed: self.jitter_pending_concealed.load(Relaxed),
             jitter_inserted: self.jitter_inserted.load(Relaxed),
             jitter_dropped: self.jitter_dropped.load(Relaxed),
             jitter_late: self.jitter_late.load(Relaxed),
@@ -178,6 +190,9 @@ impl CallRoom {
         let j = leg.jitter_stats();
         c.jitter_lost.store(j.lost, Relaxed);
         c.jitter_paused.store(j.sender_paused, Relaxed);
+        c.jitter_paused_concealed.store(j.paused_concealed, Relaxed);
+        c.jitter_pending_concealed
+            .store(j.pending_concealed, Relaxed);
         c.jitter_inserted.store(j.inserted, Relaxed);
         c.jitter_dropped.store(j.dropped, Relaxed);
         c.jitter_late.store(j.late, Relaxed);

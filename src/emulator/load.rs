@@ -8,7 +8,14 @@
 //! - the bot's **shard ticks**: cost p50/p99/max over every tick of the run, deadline misses
 //!   (deadlines skipped because a tick overran) and late ticks;
 //! - **concealment**: frames concealed by the bot's rooms (caller → bot) and by the
-//!   emulator's (bot → caller);
+//!   emulator's (bot → caller), as % of the frames they played out, split by cause
+//!   ([`Concealment`]): **loss** (the packet was missing, or came after its playout time),
+//!   **sender pauses** (the rooms send nothing in a tick where they have nothing to say —
+//!   discontinuous transmission — so the receiver conceals until its concealment limit, and
+//!   finds out from the next packet's sequence number that nothing was lost; at load this is
+//!   almost all of the total), **delay growth** (frames the jitter buffer inserted to grow
+//!   its delay) and **call end** (concealed after the sender's last packet: no next packet
+//!   came to tell). Only the loss part says anything about the network or the host;
 //! - **CPU %** of this process from `/proc/self/stat` over the steady part of the run (every
 //!   call connected, until the first hang-up), as a share of the machine (`cpuPercent`, 100 =
 //!   every core busy) and of one core; **RSS per call** (RSS during that window minus RSS
@@ -47,6 +54,7 @@ use crate::adapters::shard::{ShardConfig, ShardStats};
 use crate::call::CallId;
 use crate::media::histogram::Histogram;
 
+use super::concealment::Concealment;
 use super::media::{CallRoomConfig, MediaProcessorConfig, ParticipantSpec};
 use super::media_call::{
     CallContext, CallProgress, MediaCallOutcome, MediaCallSpec, Percentiles, Step, run_call,
@@ -145,6 +153,13 @@ pub struct LoadReport {
     pub bot_jitter: Option<[u64; 5]>,
     /// Concealed frames per 100 frames received, both directions.
     pub concealed_percent: f64,
+    /// Both directions' concealment split by cause: loss, sender pauses, delay growth, call
+    /// end (its `concealedFrames` is this report's `concealedFrames` when the bot is in-process).
+    pub concealment: Concealment,
+    /// Caller → bot: the bot's rooms' concealment by cause; `None` for a bot elsewhere.
+    pub concealment_by_bot: Option<Concealment>,
+    /// Bot → callers: the emulator's rooms' concealment by cause.
+    pub concealment_by_callers: Concealment,
     /// CPU of this process over the steady window, share of the whole machine (100 = all
     /// cores busy).
     pub cpu_percent: Option<f64>,
@@ -581,12 +596,14 @@ fn report(
     let mut by_bot = 0;
     let mut bot_frames = 0;
     let mut bot_jitter = [0u64; 5];
+    let mut bot_concealment = Vec::new();
     for s in bot.iter().filter_map(|b| b.last_stats.as_ref()) {
         recv.merge(&s.transport.recv_to_queue);
         queue.merge(&s.transport.queue_to_write);
         wire.merge(&s.transport.write_to_wire);
         by_bot += s.room.concealed_frames;
         bot_frames += s.room.ticks;
+        bot_concealment.push(Concealment::of_bot_room(&s.room));
         let r = &s.room;
         for (sum, v) in bot_jitter.iter_mut().zip([
             r.jitter_lost,
@@ -602,6 +619,9 @@ fn report(
     let caller_frames: u64 = media.iter().map(|m| m.bot.ticks).sum();
     let frames = bot_frames + caller_frames;
     let in_process = shards.is_some();
+    let concealment_by_callers =
+        Concealment::sum(media.iter().map(|m| Concealment::of_emulator_room(&m.bot)));
+    let concealment_by_bot = in_process.then(|| Concealment::sum(bot_concealment));
     let (cpu, cpu_core, window, during) = match (window_start, window_end) {
         (Some(a), Some(b)) => {
             let one_core = b.cpu_percent_since(&a);
@@ -658,6 +678,13 @@ fn report(
         } else {
             (by_bot + by_callers) as f64 * 100.0 / frames as f64
         },
+        concealment: Concealment::sum(
+            concealment_by_bot
+                .into_iter()
+                .chain([concealment_by_callers]),
+        ),
+        concealment_by_bot,
+        concealment_by_callers,
         cpu_percent: cpu,
         cpu_percent_of_one_core: cpu_core,
         cores: cores(),
@@ -725,12 +752,24 @@ impl std::fmt::Display for LoadReport {
         }
         writeln!(
             f,
-            "  concealed frames    {} ({:.2} %; bot {}, callers {})",
+            "  concealment         {}; bot side {}, callers' side {}",
+            self.concealment,
+            self.concealment_by_bot
+                .map_or_else(|| "—".to_owned(), |c| c.to_string()),
+            self.concealment_by_callers,
+        )?;
+        writeln!(
+            f,
+            "  concealed frames    {} of {} ({:.2} %; bot {} of {}, callers {} of {})",
             self.concealed_frames,
+            self.concealment.frames,
             self.concealed_percent,
             self.concealed_by_bot
                 .map_or_else(|| "—".to_owned(), |v| v.to_string()),
+            self.concealment_by_bot
+                .map_or_else(|| "—".to_owned(), |c| c.frames.to_string()),
             self.concealed_by_callers,
+            self.concealment_by_callers.frames,
         )?;
         if let Some([missing, paused, inserted, dropped, late]) = self.bot_jitter {
             writeln!(

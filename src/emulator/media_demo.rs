@@ -2,9 +2,10 @@
 //! media bot ([`MediaBot`], default behaviour: greeting, echo after 200 ms, recording) in
 //! one process on loopback, a few concurrent calls of different kinds with speech from
 //! `media/`, progress while they run, and a report per call — decision, answer latency,
-//! media connect time, packets, concealment, the audio round trip measured by correlating
-//! what the caller sent with what it heard, whether the greeting came first, and where the
-//! recording is.
+//! media connect time, packets, concealment (split into loss, sender pauses and delay
+//! growth: see [`super::concealment`]), the audio round trip measured by correlating what the
+//! caller sent with what it heard, whether the greeting came first, and where the recording
+//! is.
 //!
 //! [`start_stack`] (emulator + media bot + media processor, wired to trust each other) is
 //! also what `mediabot load` and the end-to-end tests use.
@@ -23,6 +24,7 @@ use crate::adapters::media_bot::{MediaBot, MediaBotConfig, MediaBotError, MediaO
 use crate::adapters::tls::TlsIdentity;
 use crate::call::CallId;
 
+use super::concealment::Concealment;
 use super::media::{
     MediaProcError, MediaProcessorConfig, ParticipantSpec, first_heard, load_wav_48k, media_dir,
 };
@@ -194,6 +196,13 @@ pub struct MediaDemoCall {
     pub concealed_by_bot: u64,
     /// Frames of the bot's audio the emulator's room concealed.
     pub concealed_by_caller: u64,
+    /// Both directions' concealment split by cause: loss, sender pauses, delay growth.
+    pub concealment: Concealment,
+    /// Caller → bot: the bot's room's concealment by cause (zero frames when the bot gave no
+    /// statistics).
+    pub concealment_by_bot: Concealment,
+    /// Bot → caller: the emulator's room's concealment by cause.
+    pub concealment_by_caller: Concealment,
     /// Where the caller's own speech came back (echo delay + both directions), ms.
     pub round_trip_ms: Option<f64>,
     /// Normalized cross-correlation of what the caller sent with what it heard at that delay.
@@ -390,6 +399,11 @@ pub fn call_report(
     let first = caller.and_then(|p| first_heard(&p.heard, greeting));
     let by_bot = stats.map_or(0, |s| s.room.concealed_frames);
     let by_caller = media.map_or(0, |m| m.concealed_frames());
+    let concealment_by_bot =
+        stats.map_or_else(Concealment::default, |s| Concealment::of_bot_room(&s.room));
+    let concealment_by_caller = media.map_or_else(Concealment::default, |m| {
+        Concealment::of_emulator_room(&m.bot)
+    });
     let recording = bot.and_then(|b| b.recording.as_ref());
     MediaDemoCall {
         label: o.label.clone(),
@@ -411,6 +425,9 @@ pub fn call_report(
         concealed_frames: by_bot + by_caller,
         concealed_by_bot: by_bot,
         concealed_by_caller: by_caller,
+        concealment: Concealment::sum([concealment_by_bot, concealment_by_caller]),
+        concealment_by_bot,
+        concealment_by_caller,
         round_trip_ms: round_trip.map(|r| r.delay_ms),
         correlation: round_trip.map(|r| r.correlation),
         greeting_first: first.map(|f| f.is_prompt(GREETING_MIN_CORRELATION)),
@@ -513,6 +530,11 @@ impl fmt::Display for MediaDemoReport {
                     c.concealed_frames,
                     c.concealed_by_bot,
                     c.concealed_by_caller
+                )?;
+                writeln!(
+                    f,
+                    "    concealment {}; bot side {}, caller's side {}",
+                    c.concealment, c.concealment_by_bot, c.concealment_by_caller
                 )?;
                 writeln!(
                     f,

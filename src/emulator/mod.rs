@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod concealment;
 pub mod control;
 pub mod demo;
 mod emulated_call;

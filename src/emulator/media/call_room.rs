@@ -16,7 +16,9 @@
 //! The pump task wakes every [`PUMP_INTERVAL`]: it drains what each participant heard, tops
 //! up their input queues ([`super::participant`]), counts the bot leg's playout marks (the
 //! recorder tap says, per tick, whether the bot's packet was played, rebuilt from FEC,
-//! concealed or silent).
+//! concealed or silent), and reads the bot leg's jitter-buffer counters, which the shard
+//! publishes after every tick ([`BotJitterCounters`]: relaxed atomic stores) so that
+//! concealment of the bot's pauses and of delay growth can be told from loss.
 //!
 //! The shard ticks a [`MixRoom`]: the [`Room`] plus the call's WebRTC [`EgressSignal`], rung
 //! after every tick so the packets for the bot are written at once (see
@@ -25,9 +27,10 @@
 //! and the egress ring.
 //!
 //! # Realtime Safety
-//! [`MixRoom`]'s gather and tick are the room's gather and mix plus one non-blocking
-//! `send(2)`: no allocation, no lock, no await. Everything else here runs off the shard.
+//! [`MixRoom`]'s gather and tick are the room's gather and mix, a few relaxed atomic stores
+//! and one non-blocking `send(2)`: no allocation, no lock, no await. Everything else here runs off the shard.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ use tokio::task::JoinHandle;
 use crate::adapters::shard::{ShardPool, ShardRoom};
 use crate::adapters::webrtc::EgressSignal;
 use crate::media::leg::CallLegConfig;
-use crate::media::member::Member;
+use crate::media::member::{Member, MemberKind};
 use crate::media::packet::RtpPacket;
 use crate::media::record_queue::RecordEvents;
 use crate::media::recorder::{RecordEntry, RecordEvent, RecorderConfig};
@@ -65,12 +68,58 @@ pub type MediaPool = ShardPool<MixRoom>;
 pub struct MixRoom {
     room: Room,
     egress: Option<EgressSignal>,
+    jitter: Arc<BotJitterCounters>,
 }
 
 impl MixRoom {
-    /// Wraps `room`; `egress` is rung after every tick.
-    pub fn new(room: Room, egress: Option<EgressSignal>) -> Self {
-        Self { room, egress }
+    /// Wraps `room`; `egress` is rung after every tick. Returns the room and the counters of
+    /// its bot leg's jitter buffer (member [`BOT_MEMBER`]), published after every tick.
+    pub fn new(room: Room, egress: Option<EgressSignal>) -> (Self, Arc<BotJitterCounters>) {
+        let jitter = Arc::new(BotJitterCounters::default());
+        (
+            Self {
+                room,
+                egress,
+                jitter: Arc::clone(&jitter),
+            },
+            jitter,
+        )
+    }
+
+    /// Stores the bot leg's jitter counters (relaxed atomics: no lock, no allocation).
+    fn publish(&self) {
+        let Some(MemberKind::CallLeg(leg)) = self.room.member(BOT_MEMBER).map(Member::kind) else {
+            return;
+        };
+        let j = leg.jitter_stats();
+        let c = &self.jitter;
+        c.lost.store(j.lost, Relaxed);
+        c.paused.store(j.sender_paused, Relaxed);
+        c.paused_concealed.store(j.paused_concealed, Relaxed);
+        c.pending_concealed.store(j.pending_concealed, Relaxed);
+        c.inserted.store(j.inserted, Relaxed);
+    }
+}
+
+/// The bot leg's jitter-buffer counters in the emulator's room (bot → emulator direction),
+/// stored by the shard after every tick, read by [`CallRoom::report`].
+#[derive(Debug, Default)]
+pub struct BotJitterCounters {
+    lost: AtomicU64,
+    paused: AtomicU64,
+    paused_concealed: AtomicU64,
+    pending_concealed: AtomicU64,
+    inserted: AtomicU64,
+}
+
+impl BotJitterCounters {
+    /// Copies the counters into `bot`'s jitter fields.
+    fn read_into(&self, bot: &mut BotPlayout) {
+        bot.jitter_lost = self.lost.load(Relaxed);
+        bot.jitter_paused = self.paused.load(Relaxed);
+        bot.jitter_paused_concealed = self.paused_concealed.load(Relaxed);
+        bot.jitter_pending_concealed = self.pending_concealed.load(Relaxed);
+        bot.jitter_inserted = self.inserted.load(Relaxed);
     }
 }
 
@@ -92,6 +141,7 @@ impl ShardRoom for MixRoom {
         // `now`: this room's own start of mixing, its packets' `arrival` stamp, from which the
         // egress measures frame ready → `write_rtp`.
         self.room.mix(now);
+        self.publish();
         if let Some(egress) = &self.egress {
             egress.notify();
         }
@@ -138,6 +188,20 @@ pub struct BotPlayout {
     pub silent: u64,
     /// Recorder events lost because the pump fell behind.
     pub events_lost: u64,
+    /// The bot leg's jitter buffer: frames whose packet was missing at playout time
+    /// (concealed or silent), whatever the reason.
+    pub jitter_lost: u64,
+    /// The frames among `jitter_lost` that were the bot's pause (no sequence gap: the bot
+    /// sends nothing while it has nothing to say), not a loss.
+    pub jitter_paused: u64,
+    /// The frames among `jitter_paused` that were concealed (the others were silence past
+    /// the concealment limit): concealment the bot's pauses caused.
+    pub jitter_paused_concealed: u64,
+    /// The concealed frames since the bot's last packet played, not yet known to be a pause
+    /// or a loss (in the final report: the call's last run).
+    pub jitter_pending_concealed: u64,
+    /// Frames the jitter buffer inserted (concealed) to grow its delay: no loss either.
+    pub jitter_inserted: u64,
 }
 
 /// What a call's media processor saw so far.
@@ -180,6 +244,7 @@ pub struct CallRoom {
     pool: Arc<MediaPool>,
     room: RoomId,
     state: Arc<Mutex<PumpState>>,
+    jitter: Arc<BotJitterCounters>,
     stop: Option<oneshot::Sender<()>>,
     pump: Option<JoinHandle<()>>,
     removed: bool,
@@ -265,14 +330,15 @@ impl CallRoom {
             participants: parts,
             bot: BotPlayout::default(),
         }));
-        pool.add_room(MixRoom::new(room, egress))
-            .map_err(|r| r.error)?;
+        let (mix_room, jitter) = MixRoom::new(room, egress);
+        pool.add_room(mix_room).map_err(|r| r.error)?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let pump = tokio::spawn(pump(Arc::clone(&state), events, stop_rx));
         Ok(Self {
             pool,
             room: room_id,
             state,
+            jitter,
             stop: Some(stop_tx),
             pump: Some(pump),
             removed: false,
@@ -295,9 +361,11 @@ impl CallRoom {
     /// A snapshot of what every participant sent and heard so far (clones the audio).
     pub fn report(&self) -> RoomReport {
         let s = lock(&self.state);
+        let mut bot = s.bot;
+        self.jitter.read_into(&mut bot);
         RoomReport {
             participants: s.participants.iter().map(|p| p.report.clone()).collect(),
-            bot: s.bot,
+            bot,
         }
     }
 

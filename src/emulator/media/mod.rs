@@ -25,7 +25,8 @@ pub mod round_trip;
 pub mod speech;
 
 pub use call_room::{
-    BotLegQueues, BotPlayout, CallRoom, CallRoomConfig, MediaPool, MixRoom, RoomReport,
+    BotJitterCounters, BotLegQueues, BotPlayout, CallRoom, CallRoomConfig, MediaPool, MixRoom,
+    RoomReport,
 };
 pub use desk::{MediaPeer, MediaRecord, MediaRequest, MediaState, ParticipantSpec};
 pub use error::MediaProcError;

@@ -152,8 +152,8 @@ pub struct JitterBuffer {
     reject_streak: u32,
     /// Consecutive pops (while playing) that were not a packet.
     conceal_streak: u32,
-    /// Frames counted `lost` since the last packet played: if the next packet played continues
-    /// the sequence numbers, they were the sender's pause, not a loss.
+    /// Frames counted `lost` since the last packet played: those of them for which the next
+    /// packet played skips no sequence number were the sender's pause, not a loss.
     missing_run: u64,
     deficit_ticks: u32,
     excess_ticks: u32,
@@ -314,6 +314,7 @@ impl JitterBuffer {
         self.reject_streak = 0;
         self.conceal_streak = 0;
         self.missing_run = 0;
+        self.stats.pending_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.stats = JitterStats::default();
@@ -333,6 +334,7 @@ impl JitterBuffer {
         self.last_played_seq = None;
         self.conceal_streak = 0;
         self.missing_run = 0;
+        self.stats.pending_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.check_seq(0, packet.meta.seq);
@@ -425,15 +427,20 @@ impl JitterBuffer {
         self.advance();
         self.conceal_streak = 0;
         self.stats.played += 1;
-        if self
-            .last_played_seq
-            .is_some_and(|last| seq == last.wrapping_add(1))
-        {
-            // No packet is missing between the two: the frames in between were a pause of
-            // the sender (discontinuous transmission), not a loss.
-            self.stats.sender_paused += self.missing_run;
+        if let Some(last) = self.last_played_seq {
+            // Packets the sender numbered between the two (lost, late, or dropped here).
+            let unplayed = u64::from(seq.wrapping_sub(last).wrapping_sub(1));
+            if unplayed <= self.missing_run {
+                // Only `unplayed` of the missing frames had a packet: the others were a pause
+                // of the sender (discontinuous transmission), not a loss. Which of them were
+                // concealed is unknown, so the lost ones are taken to be among the concealed.
+                self.stats.sender_paused += self.missing_run - unplayed;
+                self.stats.paused_concealed +=
+                    self.stats.pending_concealed.saturating_sub(unplayed);
+            }
         }
         self.missing_run = 0;
+        self.stats.pending_concealed = 0;
         self.last_played_seq = Some(seq);
         match self.slots.play(frame) {
             Some(packet) => Playout::Packet(packet),
@@ -455,6 +462,7 @@ impl JitterBuffer {
         }
         self.conceal_streak += 1;
         self.stats.concealed += 1;
+        self.stats.pending_concealed += 1;
         if !fec {
             return Playout::Conceal { fec: None };
         }
@@ -742,6 +750,155 @@ mod tests {
         let s = *jb.stats();
         check_identities(&s);
         assert_eq!((s.lost, s.sender_paused), (10, 0), "{s:?}");
+    }
+
+    /// What a sender did with one frame of its timeline.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Sent {
+        /// Sent, and arrived.
+        Yes,
+        /// Not sent: a pause (DTX), so no sequence number is used.
+        Paused,
+        /// Sent but lost on the way: its sequence number is missing.
+        Lost,
+    }
+
+    /// The packets that arrive of `frames` frames sent every 20 ms from `t0` (arriving 5 ms
+    /// later), each frame as `plan` says.
+    fn sender(t0: Instant, frames: u32, plan: impl Fn(u32) -> Sent) -> Vec<RtpPacket> {
+        let mut seq = 1000u16;
+        let mut sends = Vec::new();
+        for k in 0..frames {
+            let what = plan(k);
+            if what == Sent::Yes {
+                let arrival = t0 + FRAME_DURATION * k + ms(5);
+                sends.push(packet(SSRC, seq, k * RTP_TICKS_PER_FRAME, arrival));
+            }
+            if what != Sent::Paused {
+                seq = seq.wrapping_add(1);
+            }
+        }
+        sends
+    }
+
+    /// Runs `plan` for `frames` frames (popping every 20 ms, 10 ms after the sends) and
+    /// returns the stats. Every plan ends with a sent frame, so no frame is missing at the end.
+    fn conceal_stats(frames: u32, plan: impl Fn(u32) -> Sent) -> JitterStats {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let (outs, _) = run(&mut jb, t0, sender(t0, frames, plan), ms(10), frames);
+        assert_eq!(tail(&outs), 0, "{outs:?}");
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!(s.inserted, 0, "a clean path needs no insertion: {s:?}");
+        assert_eq!(s.pending_concealed, 0, "{s:?}");
+        s
+    }
+
+    #[test]
+    fn the_last_run_stays_pending_until_the_next_packet_tells() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        // 20 frames, then nothing: 50 pops (one buffering, 20 played, frames 20..49 missing),
+        // and the stream may have ended.
+        run(&mut jb, t0, sender(t0, 20, |_| Sent::Yes), ms(10), 50);
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!(conceal_counts(&s), (29, 0, 20, 0), "{s:?}");
+        assert_eq!(s.pending_concealed, 20, "{s:?}");
+        // It had not: the next packet, for frame 49, continues the sequence numbers.
+        let next = packet(SSRC, 1020, 49 * RTP_TICKS_PER_FRAME, t0 + ms(49 * 20 + 5));
+        run(&mut jb, t0 + FRAME_DURATION * 50, vec![next], ms(10), 1);
+        let s = *jb.stats();
+        check_identities(&s);
+        assert_eq!(conceal_counts(&s), (29, 29, 20, 20), "{s:?}");
+        assert_eq!((s.played, s.pending_concealed), (21, 0), "{s:?}");
+    }
+
+    /// `(lost, sender_paused, concealed, paused_concealed)`.
+    fn conceal_counts(s: &JitterStats) -> (u64, u64, u64, u64) {
+        (s.lost, s.sender_paused, s.concealed, s.paused_concealed)
+    }
+
+    #[test]
+    fn a_pause_within_the_concealment_limit_is_concealment_without_loss() {
+        // 10 frames of pause (the limit is 20): all concealed, all found to be a pause.
+        let s = conceal_stats(50, |k| {
+            if (20..30).contains(&k) {
+                Sent::Paused
+            } else {
+                Sent::Yes
+            }
+        });
+        assert_eq!(conceal_counts(&s), (10, 10, 10, 10), "{s:?}");
+    }
+
+    #[test]
+    fn a_pause_beyond_the_concealment_limit_is_concealed_up_to_the_limit() {
+        // 30 frames of pause: 20 concealed (the limit), 10 silent; all a pause.
+        let s = conceal_stats(80, |k| {
+            if (20..50).contains(&k) {
+                Sent::Paused
+            } else {
+                Sent::Yes
+            }
+        });
+        assert_eq!(conceal_counts(&s), (30, 30, 20, 20), "{s:?}");
+    }
+
+    #[test]
+    fn a_loss_is_concealed_but_not_counted_as_a_pause() {
+        let s = conceal_stats(50, |k| {
+            if (20..30).contains(&k) {
+                Sent::Lost
+            } else {
+                Sent::Yes
+            }
+        });
+        assert_eq!(conceal_counts(&s), (10, 0, 10, 0), "{s:?}");
+    }
+
+    #[test]
+    fn pauses_and_losses_are_told_apart_in_one_stream() {
+        let s = conceal_stats(150, |k| match k {
+            20..25 => Sent::Paused, // 5 concealed, a pause
+            40..43 => Sent::Lost,   // 3 concealed, a loss
+            60..90 => Sent::Paused, // 20 concealed + 10 silent, a pause
+            // A pause whose first packet after it is lost: the sequence gap of one packet
+            // makes one frame of the run a loss, the other 4 a pause.
+            110..114 => Sent::Paused,
+            114 => Sent::Lost,
+            // A loss, then a pause, then a loss: 2 lost packets in a run of 5.
+            130 => Sent::Lost,
+            131..134 => Sent::Paused,
+            134 => Sent::Lost,
+            _ => Sent::Yes,
+        });
+        assert_eq!(
+            conceal_counts(&s),
+            (
+                5 + 3 + 30 + 5 + 5,
+                5 + 30 + 4 + 3,
+                5 + 3 + 20 + 5 + 5,
+                5 + 20 + 4 + 3
+            ),
+            "{s:?}"
+        );
+        let loss_concealed = s.concealed - s.paused_concealed - s.inserted;
+        assert_eq!(loss_concealed, 3 + 1 + 2);
+    }
+
+    #[test]
+    fn lost_frames_of_a_run_past_the_concealment_limit_are_taken_from_the_concealed_ones() {
+        // 25 frames paused, then the first packet after them lost: a run of 26 missing frames
+        // (20 concealed, 6 silent), one of them a loss — which one the buffer cannot know, so
+        // the concealed part is credited conservatively: 19 of the 20.
+        let s = conceal_stats(80, |k| match k {
+            20..45 => Sent::Paused,
+            45 => Sent::Lost,
+            _ => Sent::Yes,
+        });
+        assert_eq!(conceal_counts(&s), (26, 25, 20, 19), "{s:?}");
     }
 
     fn check_identities(s: &JitterStats) {

@@ -8,6 +8,11 @@
 //! And, while the buffer is playing, each frame of the stream's timeline that the playout
 //! head passes is exactly one of: played, `dropped` (discarded to shorten the delay) or
 //! `lost` (missing at its playout time: concealed, or silent past the concealment limit).
+//!
+//! Concealment splits the same way: `concealed = inserted + paused_concealed +
+//! pending_concealed + (concealed frames of real losses)`, where a run of missing frames is a
+//! pause or a loss only in retrospect, once the next packet has played (until then its
+//! concealed frames are `pending_concealed`).
 
 use std::time::Duration;
 
@@ -44,11 +49,24 @@ pub struct JitterStats {
     pub played: u64,
     /// Frames whose packet was missing when their playout time came.
     pub lost: u64,
-    /// The frames among `lost` found afterwards to be a pause of the sender, not a loss: the
-    /// next packet played continued the sequence numbers (a sender that sends nothing while
-    /// silent — discontinuous transmission — advances its timestamps but not its sequence
-    /// numbers). `lost - sender_paused` is what the network (or the sender) really lost.
+    /// The frames among `lost` found afterwards to be a pause of the sender, not a loss: a
+    /// sender that sends nothing while silent (discontinuous transmission) advances its
+    /// timestamps but not its sequence numbers, so when the next packet plays, of the run of
+    /// `n` missing frames since the last one only as many as the sequence numbers skipped
+    /// (`k`) had a packet; the other `n - k` were a pause (none if `k > n`: a sequence
+    /// jump). `lost - sender_paused` is what the network (or the sender) really lost, plus
+    /// the last run of a stream that has ended (no next packet tells).
     pub sender_paused: u64,
+    /// The frames among `sender_paused` that were concealed ([`super::Playout::Conceal`]),
+    /// the others being silence past the concealment limit: concealment the sender's pause
+    /// caused, not a loss. In a run with `k` lost packets, the `k` losses are taken to be
+    /// among its concealed frames (the run's concealed frames minus `k`: never overstated).
+    pub paused_concealed: u64,
+    /// The concealed frames of the current run of missing frames (since the last packet
+    /// played), not yet known to be a pause or a loss — the next packet played tells. A
+    /// gauge, not a running count: it returns to 0 when a packet plays, and a stream that
+    /// has ended leaves its last run here.
+    pub pending_concealed: u64,
     /// `Playout::Conceal` results (lost frames within the concealment limit, plus insertions).
     pub concealed: u64,
     /// `Playout::Conceal` results that offered in-band FEC from the next packet.
