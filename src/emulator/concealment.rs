@@ -185,19 +185,21 @@ impl fmt::Display for Concealment {
 mod tests {
     use super::*;
 
+    /// The total and its four parts.
+    fn parts(c: &Concealment) -> (u64, u64, u64, u64, u64) {
+        (
+            c.concealed_frames,
+            c.loss_frames,
+            c.sender_pause_frames,
+            c.delay_growth_frames,
+            c.call_end_frames,
+        )
+    }
+
     #[test]
     fn parts_add_up_to_the_concealed_frames() {
         let c = Concealment::new(10_000, 862, 840, 10, 2);
-        assert_eq!(
-            (
-                c.concealed_frames,
-                c.loss_frames,
-                c.sender_pause_frames,
-                c.delay_growth_frames,
-                c.call_end_frames
-            ),
-            (862, 10, 840, 10, 2)
-        );
+        assert_eq!(parts(&c), (862, 10, 840, 10, 2));
         assert_eq!(
             c.to_string(),
             "8.6 % of frames (loss 0.10 %, sender pauses 8.4 %, delay growth 0.10 %, call end 0.02 %)"
@@ -208,16 +210,7 @@ mod tests {
     fn the_other_parts_are_capped_to_what_was_concealed() {
         // FEC-rebuilt frames are not concealed, so the jitter counters may exceed the total.
         let c = Concealment::new(100, 5, 4, 3, 2);
-        assert_eq!(
-            (
-                c.concealed_frames,
-                c.loss_frames,
-                c.sender_pause_frames,
-                c.delay_growth_frames,
-                c.call_end_frames
-            ),
-            (5, 0, 4, 1, 0)
-        );
+        assert_eq!(parts(&c), (5, 0, 4, 1, 0));
         let c = Concealment::new(100, 5, 9, 3, 2);
         assert_eq!(
             (c.loss_frames, c.sender_pause_frames, c.delay_growth_frames),
