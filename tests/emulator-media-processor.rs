@@ -147,7 +147,8 @@ async fn a_caller_hears_its_own_speech_through_an_echoing_bot_leg() {
         c.sender_pause_frames > 0,
         "the caller's speech has pauses: {c:?}"
     );
-    assert!(c.loss_frames <= 10, "{c:?}");
+    // At most 1 frame in 20 (a margin for a loaded CI machine).
+    assert!(c.loss_frames * 20 <= c.frames, "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
