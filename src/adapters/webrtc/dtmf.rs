@@ -181,9 +181,10 @@ pub(crate) struct DtmfStep {
 impl DtmfStep {
     /// For the end step: the timestamp just past the event (start + duration).
     pub(crate) fn end_timestamp(&self) -> Option<u32> {
-        self.payload
-            .end
-            .then(|| self.timestamp.wrapping_add(u32::from(self.payload.duration)))
+        self.payload.end.then(|| {
+            self.timestamp
+                .wrapping_add(u32::from(self.payload.duration))
+        })
     }
 }
 
@@ -343,7 +344,10 @@ mod tests {
     fn an_event_is_paced_one_packet_per_interval_then_three_ends() {
         let mut s = DtmfSender::default();
         assert!(!s.holds_audio());
-        s.push(DtmfDigit::from_char('5').unwrap(), Duration::from_millis(100));
+        s.push(
+            DtmfDigit::from_char('5').unwrap(),
+            Duration::from_millis(100),
+        );
         assert!(s.holds_audio());
         let mut steps = Vec::new();
         for i in 0..6 {
@@ -390,12 +394,24 @@ mod tests {
     #[test]
     fn digits_follow_one_another_after_a_pause() {
         let mut s = DtmfSender::default();
-        s.push(DtmfDigit::from_char('1').unwrap(), Duration::from_millis(40));
-        s.push(DtmfDigit::from_char('1').unwrap(), Duration::from_millis(40));
+        s.push(
+            DtmfDigit::from_char('1').unwrap(),
+            Duration::from_millis(40),
+        );
+        s.push(
+            DtmfDigit::from_char('1').unwrap(),
+            Duration::from_millis(40),
+        );
         let got: Vec<Option<(u8, bool, u16, u32)>> = (0..6)
             .map(|i| {
-                s.tick(960 * i)
-                    .map(|t| (t.payload.event, t.payload.end, t.payload.duration, t.timestamp))
+                s.tick(960 * i).map(|t| {
+                    (
+                        t.payload.event,
+                        t.payload.end,
+                        t.payload.duration,
+                        t.timestamp,
+                    )
+                })
             })
             .collect();
         assert_eq!(

@@ -254,7 +254,10 @@ impl LegSink {
         }
         if s.resync {
             s.resync = false;
-            s.seq_offset = s.last_seq.map_or(0, |q| q.wrapping_add(1)).wrapping_sub(seq);
+            s.seq_offset = s
+                .last_seq
+                .map_or(0, |q| q.wrapping_add(1))
+                .wrapping_sub(seq);
         }
         let out = seq.wrapping_add(s.seq_offset);
         s.last_seq = Some(out);
