@@ -181,7 +181,7 @@ async fn dtmf_arrives_as_events_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_is_paced_one_packet_per_tick_in_place_of_the_audio() {
     let _serial = serial().await;
-    let (mut o, mut a, _) = connect(MediaTransportConfig::default()).await;
+    let (o, mut a, _) = connect(MediaTransportConfig::default()).await;
     let (seq0, ts0) = (65_520u16, 4_294_960_000u32); // both wrap during the call
     let n = 60;
     let player = play_offerer(o.ends.outbound, o.signal, n as f32 * 0.02, seq0, ts0);
