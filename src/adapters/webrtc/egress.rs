@@ -247,7 +247,10 @@ impl LegSink {
             return None;
         }
         if let Some(r) = s.resume_ts {
-            if (timestamp.wrapping_sub(r) as i32) < 0 {
+            // Held back only when just behind the event's end (at most one event's length):
+            // anything else is a jump in the room's timeline, not audio the event covered.
+            let behind = r.wrapping_sub(timestamp);
+            if behind != 0 && behind <= u32::from(u16::MAX) {
                 return None;
             }
             s.resume_ts = None;

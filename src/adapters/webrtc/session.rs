@@ -164,9 +164,7 @@ impl MediaSession {
         self.core.egress.kick();
         Ok(())
     }
-}
 
-impl MediaSession {
     /// The latest telephone-event (DTMF) packets this session received, oldest first (at
     /// most 64): every packet, retransmissions included, as it came out of SRTP. For
     /// diagnostics and tests; [`MediaEvent::Dtmf`] is the de-duplicated view.
