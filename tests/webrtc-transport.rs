@@ -7,7 +7,7 @@ mod webrtc_support;
 use std::time::Duration;
 
 use mediabot::adapters::webrtc::{
-    FailureReason, MediaEvent, MediaTransport, MediaTransportConfig, SessionState,
+    EgressSignal, FailureReason, MediaEvent, MediaTransport, MediaTransportConfig, SessionState,
 };
 use mediabot::media::analysis::{align, correlation, overlap};
 use mediabot::media::codec::{CodecBackend, OpusDecoder};
@@ -115,10 +115,27 @@ async fn speech_flows_both_ways_with_rtp_fields_intact() {
     a.session.close().await;
 }
 
+/// Plays `seconds` of speech from the offerer like a shard (one packet and one egress
+/// wake-up per 20 ms tick: the DTMF pacing clock); returns the task and what it sends.
+fn play_offerer(
+    mut out: rtrb::Producer<RtpPacket>,
+    sig: EgressSignal,
+    seconds: f32,
+    seq0: u16,
+    ts0: u32,
+) -> tokio::task::JoinHandle<(rtrb::Producer<RtpPacket>, EgressSignal)> {
+    let packets = encode(&frames("media/caller-48k.wav", seconds));
+    tokio::spawn(async move {
+        play(&mut out, &sig, &packets, OFFERER_SSRC, seq0, ts0).await;
+        (out, sig)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_arrives_as_events_once_each() {
     let _serial = serial().await;
     let (o, mut a, _) = connect(MediaTransportConfig::default()).await;
+    let player = play_offerer(o.ends.outbound, o.signal, 1.2, 0, 0);
     o.session
         .send_dtmf('5', Duration::from_millis(100))
         .unwrap();
@@ -144,17 +161,123 @@ async fn dtmf_arrives_as_events_once_each() {
             _ => None,
         })
         .collect();
+    // The start is reported from the first packet: one packet interval so far.
     assert_eq!(
         dtmf,
         vec![
-            ('5', false, Duration::ZERO),
+            ('5', false, Duration::from_millis(20)),
             ('5', true, Duration::from_millis(100)),
-            ('#', false, Duration::ZERO),
+            ('#', false, Duration::from_millis(20)),
             ('#', true, Duration::from_millis(250)),
         ]
     );
     assert_eq!(a.session.stats().dtmf_events, 4);
     assert_eq!(o.session.stats().dtmf_sent, 2);
+    let _keep = player.await.unwrap();
+    o.session.close().await;
+    a.session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_is_paced_one_packet_per_tick_in_place_of_the_audio() {
+    let _serial = serial().await;
+    let (o, mut a, _) = connect(MediaTransportConfig::default()).await;
+    let (seq0, ts0) = (65_520u16, 4_294_960_000u32); // both wrap during the call
+    let n = 60;
+    let player = play_offerer(o.ends.outbound, o.signal, n as f32 * 0.02, seq0, ts0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    o.session
+        .send_dtmf('7', Duration::from_millis(100))
+        .unwrap();
+    let audio = collect(&mut a.ends.inbound, n, Duration::from_secs(1)).await;
+    let _keep = player.await.unwrap();
+    let events = a.session.received_telephone_events();
+
+    // RFC 4733 §2.5 shape: one timestamp, the first packet marked, the duration so far once
+    // per packet interval with E clear, then the final duration with E set, three times.
+    let shape: Vec<(bool, bool, u16)> = events
+        .iter()
+        .map(|e| (e.marker, e.end, e.duration))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (true, false, 960),
+            (false, false, 1920),
+            (false, false, 2880),
+            (false, false, 3840),
+            (false, true, 4800),
+            (false, true, 4800),
+            (false, true, 4800),
+        ]
+    );
+    let event_ts = events[0].timestamp;
+    assert!(
+        events
+            .iter()
+            .all(|e| e.timestamp == event_ts && e.event == 7)
+    );
+    for w in events.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "event packets contiguous"
+        );
+    }
+    // Paced: the four start-phase packets span three packet intervals (60 ms), not a burst.
+    let spread = events[3].arrival.duration_since(events[0].arrival);
+    assert!(
+        spread >= Duration::from_millis(40),
+        "start phase spread over {spread:?}"
+    );
+
+    // The audio stops for the event and resumes after it: sequence numbers contiguous
+    // across audio → event → audio, timestamps increasing and clear of the event.
+    let (first_ev, last_ev) = (events[0].seq, events[6].seq);
+    let rel = |s: u16| s.wrapping_sub(seq0);
+    let before: Vec<&RtpPacket> = audio
+        .iter()
+        .filter(|p| rel(p.meta.seq) < rel(first_ev))
+        .collect();
+    let after: Vec<&RtpPacket> = audio
+        .iter()
+        .filter(|p| rel(p.meta.seq) > rel(last_ev))
+        .collect();
+    assert_eq!(
+        before.len() + after.len(),
+        audio.len(),
+        "no audio inside the event"
+    );
+    assert!(!before.is_empty() && !after.is_empty());
+    for (i, p) in before.iter().enumerate() {
+        // Before the first event the shard's numbering goes out as it is.
+        assert_eq!(p.meta.seq, seq0.wrapping_add(i as u16));
+        assert_eq!(p.meta.timestamp, ts0.wrapping_add(960 * i as u32));
+    }
+    let last_before = before[before.len() - 1];
+    assert_eq!(first_ev, last_before.meta.seq.wrapping_add(1));
+    assert_eq!(event_ts, last_before.meta.timestamp.wrapping_add(960));
+    assert_eq!(after[0].meta.seq, last_ev.wrapping_add(1));
+    assert!(after[0].meta.timestamp.wrapping_sub(event_ts) >= 4800);
+    for w in after.windows(2) {
+        assert_eq!(
+            w[1].meta.seq,
+            w[0].meta.seq.wrapping_add(1),
+            "audio contiguous"
+        );
+        assert_eq!(
+            w[1].meta.timestamp.wrapping_sub(w[0].meta.timestamp),
+            960,
+            "audio timestamps"
+        );
+    }
+    // Every audio packet the shard queued went out, except those the event replaced.
+    let replaced = n - audio.len();
+    assert!(
+        (5..=7).contains(&replaced),
+        "{replaced} audio packets replaced"
+    );
+    assert_eq!(o.session.stats().dtmf_sent, 1);
     o.session.close().await;
     a.session.close().await;
 }

@@ -30,9 +30,9 @@
 //!   on a loaded 2-core VM, against ≈ 0.5 ms on the media threads (README, load section).
 //!
 //! The egress also writes DTMF for [`MediaSession::send_dtmf`](super::MediaSession::send_dtmf),
-//! in the same sequence-number space as the audio (see [`LegSink`]).
+//! in the same sequence-number space as the audio, paced by the room's ticks: one RFC 4733
+//! packet per 20 ms tick, in place of the audio (see [`LegSink`]).
 
-use std::collections::VecDeque;
 use std::io;
 use std::os::unix::net::UnixDatagram as StdUnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +48,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 use crate::media::packet::RtpPacket;
 
-use super::dtmf::{DtmfDigit, EventPayload};
+use super::dtmf::{DtmfDigit, DtmfSender};
 use super::media_thread::{self, MediaClass};
 use super::stats::Counters;
 use super::wire::WireTap;
@@ -166,9 +166,17 @@ pub(crate) struct EgressLeg {
 /// task (writes).
 ///
 /// Sequence numbers: audio goes out with the shard's sequence number plus an offset that
-/// starts at 0 and grows by the number of DTMF packets inserted, so the stream stays
-/// contiguous for the receiver. Until the first DTMF is sent the shard's numbers go out as
-/// they are.
+/// starts at 0, so until the first DTMF the shard's numbers go out as they are. DTMF packets
+/// take the numbers after the last packet sent; after an event the offset is set again so the
+/// first audio packet follows the event's last packet: the stream stays contiguous for the
+/// receiver across audio → event → audio.
+///
+/// Timestamps and pacing ([`DtmfSender`]): one DTMF packet interval per room tick (each
+/// wake-up byte the room sent is one tick; [`EgressHandle::kick`] wake-ups are not ticks). An
+/// event starts at the timestamp after the last audio packet sent and replaces the audio
+/// while it lasts: audio packets the room queues meanwhile are not sent, nor afterwards those
+/// whose timestamp falls before the event's end, so audio timestamps stay monotonic and never
+/// overlap an event.
 pub(crate) struct LegSink {
     pub track: Arc<TrackLocalStaticRTP>,
     pub ssrc: u32,
@@ -192,10 +200,22 @@ impl std::fmt::Debug for LegSink {
 #[derive(Debug, Default)]
 pub(crate) struct SendState {
     pub seq_offset: u16,
+    /// The last sequence number sent (audio or DTMF).
     pub last_seq: Option<u16>,
+    /// The last audio timestamp sent, or the last interval an event covered.
     pub last_ts: u32,
-    pub dtmf: VecDeque<(DtmfDigit, Duration)>,
+    /// True once an audio packet was sent (timestamps before that mean nothing).
+    pub audio_sent: bool,
+    /// After an event: the next audio packet sets `seq_offset` to follow `last_seq`.
+    pub resync: bool,
+    /// After an event: audio timestamped before this is not sent.
+    pub resume_ts: Option<u32>,
+    pub dtmf: DtmfSender,
 }
+
+/// Wake-up bytes taken as ticks in one pass at most: after a long stall the event catches up
+/// by this many intervals at once, not more.
+const MAX_TICKS_PER_PASS: u32 = 5;
 
 impl LegSink {
     fn lock(&self) -> std::sync::MutexGuard<'_, SendState> {
@@ -220,26 +240,52 @@ impl LegSink {
         }
     }
 
-    /// Writes every packet queued for this leg, then any pending DTMF.
-    async fn drain(&self, outbound: &mut rtrb::Consumer<RtpPacket>) {
+    /// The sequence number for an audio packet, or `None` if a DTMF event replaces it.
+    fn audio_seq(&self, seq: u16, timestamp: u32) -> Option<u16> {
+        let mut s = self.lock();
+        if self.telephone_event_pt.is_some() && s.dtmf.holds_audio() {
+            return None;
+        }
+        if let Some(r) = s.resume_ts {
+            // Held back only when just behind the event's end (at most one event's length):
+            // anything else is a jump in the room's timeline, not audio the event covered.
+            let behind = r.wrapping_sub(timestamp);
+            if behind != 0 && behind <= u32::from(u16::MAX) {
+                return None;
+            }
+            s.resume_ts = None;
+        }
+        if s.resync {
+            s.resync = false;
+            s.seq_offset = s
+                .last_seq
+                .map_or(0, |q| q.wrapping_add(1))
+                .wrapping_sub(seq);
+        }
+        let out = seq.wrapping_add(s.seq_offset);
+        s.last_seq = Some(out);
+        s.last_ts = timestamp;
+        s.audio_sent = true;
+        Some(out)
+    }
+
+    /// Writes every packet queued for this leg (unless a DTMF event replaces it), then
+    /// advances the DTMF event by `ticks` packet intervals.
+    async fn drain(&self, outbound: &mut rtrb::Consumer<RtpPacket>, ticks: u32) {
         let live = self.connected.load(Ordering::Acquire) && !self.closed.load(Ordering::Acquire);
         while let Ok(p) = outbound.pop() {
             if !live || p.meta.ssrc != self.ssrc {
                 Counters::add(&self.counters.outbound_drops, 1);
                 continue;
             }
+            let Some(seq) = self.audio_seq(p.meta.seq, p.meta.timestamp) else {
+                continue;
+            };
             let now = Instant::now();
             Counters::record(
                 &self.counters.queue_to_write,
                 now.saturating_duration_since(p.arrival),
             );
-            let seq = {
-                let mut s = self.lock();
-                let seq = p.meta.seq.wrapping_add(s.seq_offset);
-                s.last_seq = Some(seq);
-                s.last_ts = p.meta.timestamp;
-                seq
-            };
             let pkt = rtc::rtp::packet::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
@@ -255,67 +301,60 @@ impl LegSink {
             self.write(pkt).await;
         }
         if live {
-            self.send_dtmf().await;
+            for _ in 0..ticks.min(MAX_TICKS_PER_PASS) {
+                self.send_dtmf().await;
+            }
         }
     }
 
-    /// Writes each pending DTMF event as one burst: a start packet (marker set) and three
-    /// end packets carrying the full duration (RFC 4733 §2.5.1.4 redundancy). Not paced.
+    /// One packet interval of DTMF (RFC 4733 §2.5): the next packet of the event in
+    /// progress, or the first of the next queued event, or nothing (see [`DtmfSender`]).
     async fn send_dtmf(&self) {
         let Some(pt) = self.telephone_event_pt else {
-            self.lock().dtmf.clear();
+            self.lock().dtmf.clear_queue();
             return;
         };
-        loop {
-            let (packets, _) = {
-                let mut s = self.lock();
-                let Some((digit, duration)) = s.dtmf.pop_front() else {
-                    return;
-                };
-                let ticks = (duration.as_micros() * 48 / 1000).min(u128::from(u16::MAX)) as u16;
-                let first = s.last_seq.map_or(0, |q| q.wrapping_add(1));
-                let ts = s.last_ts.wrapping_add(960);
-                let mk = |i: u16, end: bool, dur: u16| rtc::rtp::packet::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        marker: i == 0,
-                        payload_type: pt,
-                        sequence_number: first.wrapping_add(i),
-                        timestamp: ts,
-                        ssrc: self.ssrc,
-                        ..Default::default()
-                    },
-                    payload: Bytes::copy_from_slice(
-                        &EventPayload {
-                            event: digit.event(),
-                            end,
-                            volume: 10,
-                            duration: dur,
-                        }
-                        .to_bytes(),
-                    ),
-                };
-                let packets = [
-                    mk(0, false, 0),
-                    mk(1, true, ticks),
-                    mk(2, true, ticks),
-                    mk(3, true, ticks),
-                ];
-                s.seq_offset = s.seq_offset.wrapping_add(4);
-                s.last_seq = Some(first.wrapping_add(3));
-                // The next event (or audio the shard has not caught up with) starts later.
-                s.last_ts = ts.wrapping_add(u32::from(ticks));
-                (packets, ())
+        let (step, first_seq) = {
+            let mut s = self.lock();
+            let next_ts = s.last_ts.wrapping_add(960);
+            let Some(step) = s.dtmf.tick(next_ts) else {
+                return;
             };
-            for p in packets {
-                self.write(p).await;
+            let first = s.last_seq.map_or(0, |q| q.wrapping_add(1));
+            s.last_seq = Some(first.wrapping_add(u16::from(step.repeat) - 1));
+            if let Some(end) = step.end_timestamp() {
+                // A next event (with no audio between) starts where this one ended.
+                s.last_ts = end.wrapping_sub(960);
+                s.resync = true;
+                if s.audio_sent {
+                    s.resume_ts = Some(end);
+                }
             }
+            (step, first)
+        };
+        let bytes = Bytes::copy_from_slice(&step.payload.to_bytes());
+        for i in 0..u16::from(step.repeat) {
+            let pkt = rtc::rtp::packet::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: step.marker && i == 0,
+                    payload_type: pt,
+                    sequence_number: first_seq.wrapping_add(i),
+                    timestamp: step.timestamp,
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                },
+                payload: bytes.clone(),
+            };
+            self.write(pkt).await;
+        }
+        if step.end_timestamp().is_some() {
             Counters::add(&self.counters.dtmf_sent, 1);
         }
     }
 
     pub(crate) fn queue_dtmf(&self, digit: DtmfDigit, duration: Duration) {
-        self.lock().dtmf.push_back((digit, duration));
+        self.lock().dtmf.push(digit, duration);
     }
 }
 
@@ -328,6 +367,8 @@ async fn run(
     let mut buf = [0u8; 64];
     let mut handles_alive = true;
     loop {
+        // Wake-up bytes read in this pass: one per room tick, the DTMF pacing clock.
+        let mut ticks = 0u32;
         tokio::select! {
             r = rx.readable() => {
                 if r.is_err() {
@@ -335,7 +376,7 @@ async fn run(
                 }
                 loop {
                     match rx.try_recv(&mut buf) {
-                        Ok(_) => {}
+                        Ok(n) => ticks = ticks.saturating_add(n as u32),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(_) => break,
                     }
@@ -351,7 +392,7 @@ async fn run(
             legs.push(leg);
         }
         for leg in &mut legs {
-            leg.sink.drain(&mut leg.outbound).await;
+            leg.sink.drain(&mut leg.outbound, ticks).await;
         }
         legs.retain(|l| !l.sink.closed.load(Ordering::Acquire));
         if !handles_alive && legs.is_empty() {

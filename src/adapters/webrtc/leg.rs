@@ -9,7 +9,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::media::packet::{AudioLevel, OpusPacket, RtpMeta, RtpPacket};
 
-use super::dtmf::DtmfReceiver;
+use super::dtmf::{DtmfReceiver, EventPayload, ReceivedTelephoneEvent};
 use super::egress::EgressHandle;
 use super::event::MediaEvent;
 use super::sdp::SdpSummary;
@@ -136,6 +136,17 @@ impl Ingress {
                 );
             }
         } else if Some(h.payload_type) == self.remote.telephone_event_pt {
+            if let Some(p) = EventPayload::parse(payload) {
+                c.log_telephone_event(ReceivedTelephoneEvent {
+                    seq: h.sequence_number,
+                    timestamp: h.timestamp,
+                    marker: h.marker,
+                    event: p.event,
+                    end: p.end,
+                    duration: p.duration,
+                    arrival: Instant::now(),
+                });
+            }
             if let Some(ev) = self.dtmf.handle(h.timestamp, payload, 48_000) {
                 Counters::add(&c.dtmf_events, 1);
                 let _ = self.events.try_send(ev);

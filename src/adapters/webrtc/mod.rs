@@ -51,7 +51,7 @@ mod transport;
 mod wire;
 
 pub use config::{MediaTransportConfig, PublicAddress};
-pub use dtmf::{DtmfDigit, TELEPHONE_EVENT_PT};
+pub use dtmf::{DtmfDigit, ReceivedTelephoneEvent, TELEPHONE_EVENT_PT};
 pub use egress::{Egress, EgressHandle, EgressSignal};
 pub use error::TransportError;
 pub use event::{FailureReason, MediaEvent};

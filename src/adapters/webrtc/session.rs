@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use webrtc::peer_connection::PeerConnection;
 use webrtc::peer_connection::transport::DtlsTransport;
 
-use super::dtmf::DtmfDigit;
+use super::dtmf::{DtmfDigit, ReceivedTelephoneEvent};
 use super::egress::{EgressHandle, LegSink};
 use super::error::TransportError;
 use super::event::{FailureReason, MediaEvent};
@@ -139,9 +139,14 @@ impl MediaSession {
         self.core.counters.snapshot()
     }
 
-    /// Sends an RFC 4733 telephone-event for `digit` lasting `duration`, between the audio
-    /// packets of the next egress pass (start packet + three end packets, in the audio's
-    /// sequence-number space).
+    /// Sends an RFC 4733 telephone-event for `digit` lasting `duration`, after the digits
+    /// already queued. The egress paces it by the room's 20 ms ticks (RFC 4733 §2.5): from the
+    /// next tick on, one packet per tick with the event's start timestamp and the duration so
+    /// far (the first with the marker), then the final duration with the `E` bit three times;
+    /// the event replaces the audio while it lasts and shares its sequence-number space.
+    /// Queued digits follow one another with one tick of pause. Durations are capped at 0xFFFF
+    /// ticks (≈ 1.365 s), not segmented. Nothing is sent while nothing rings the egress (no
+    /// room ticking).
     ///
     /// # Errors
     /// [`TransportError::BadDigit`] for a character that is not a DTMF key,
@@ -158,6 +163,13 @@ impl MediaSession {
         self.core.sink.queue_dtmf(d, duration);
         self.core.egress.kick();
         Ok(())
+    }
+
+    /// The latest telephone-event (DTMF) packets this session received, oldest first (at
+    /// most 64): every packet, retransmissions included, as it came out of SRTP. For
+    /// diagnostics and tests; [`MediaEvent::Dtmf`] is the de-duplicated view.
+    pub fn received_telephone_events(&self) -> Vec<ReceivedTelephoneEvent> {
+        self.core.counters.telephone_events()
     }
 }
 

@@ -1,11 +1,13 @@
 //! Per-session counters and latency histograms, and the snapshot handed to the owner.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::media::histogram::Histogram;
 
+use super::dtmf::{RECEIVED_LOG, ReceivedTelephoneEvent};
 use super::event::FailureReason;
 
 /// A snapshot of one media session's transport counters.
@@ -128,6 +130,8 @@ pub(crate) struct Counters {
     pub recv_to_queue: Mutex<Histogram>,
     pub queue_to_write: Mutex<Histogram>,
     pub write_to_wire: Mutex<Histogram>,
+    /// The latest received telephone-event packets (at most [`RECEIVED_LOG`]).
+    pub telephone_events: Mutex<VecDeque<ReceivedTelephoneEvent>>,
 }
 
 impl Counters {
@@ -139,6 +143,28 @@ impl Counters {
         // A poisoned lock only means another task panicked mid-record; the counts are
         // still usable.
         h.lock().unwrap_or_else(|e| e.into_inner()).record(d);
+    }
+
+    /// Remembers one received telephone-event packet, forgetting the oldest beyond
+    /// [`RECEIVED_LOG`].
+    pub(crate) fn log_telephone_event(&self, e: ReceivedTelephoneEvent) {
+        let mut log = self
+            .telephone_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if log.len() >= RECEIVED_LOG {
+            log.pop_front();
+        }
+        log.push_back(e);
+    }
+
+    /// The remembered telephone-event packets, oldest first.
+    pub(crate) fn telephone_events(&self) -> Vec<ReceivedTelephoneEvent> {
+        let log = self
+            .telephone_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        log.iter().copied().collect()
     }
 
     pub(crate) fn set_failure(&self, r: FailureReason) -> bool {
