@@ -92,6 +92,11 @@ struct LoadArgs {
     /// be started after load's emulator is up.
     #[arg(long, requires = "bot")]
     bot_pid: Option<u32>,
+    /// The bot's metrics endpoint (`mediabot serve --metrics-listen ADDR` serves
+    /// `http://ADDR/metrics`): its shards' ticks, deadline misses and tick cost are then
+    /// reported too.
+    #[arg(long, requires = "bot", value_name = "URL")]
+    bot_metrics: Option<String>,
     /// The emulator's certificate (PEM), with --emulator-tls-key, so a bot started first can
     /// trust it (default: a fresh self-signed one).
     #[arg(long, requires_all = ["bot", "emulator_tls_key"])]
@@ -266,6 +271,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         emulator_listen: args.emulator_listen,
         record_dir: args.record_dir,
         bot_pid: args.bot_pid,
+        bot_metrics: args.bot_metrics,
         bot_wait: std::time::Duration::from_secs(120),
         warmup: std::time::Duration::from_secs_f64(args.warmup),
         emulator_tls: args.emulator_tls_cert.zip(args.emulator_tls_key),

@@ -42,6 +42,7 @@ use super::media_host::{
     BehaviourConfig, CallBehaviour, EndReason, MediaHost, MediaHostConfig, MediaHostError,
     MediaHostEvent, SessionEvent, SessionStats,
 };
+use super::metrics::MetricsSnapshot;
 use super::negotiation;
 use super::recording::RecordingSummary;
 use super::tls::{HttpsServer, TlsError, TlsIdentity, serve_https_on};
@@ -317,6 +318,19 @@ impl MediaBot {
     /// The media host (per-call stats, shard stats).
     pub fn host(&self) -> &MediaHost {
         &self.host
+    }
+
+    /// A reader of the bot's metrics (signaling counters, media sessions, shards) for
+    /// [`crate::adapters::metrics::serve_metrics`]; after shutdown it reads the signaling
+    /// counters as zero.
+    pub fn metrics(&self) -> Arc<dyn Fn() -> MetricsSnapshot + Send + Sync> {
+        let bot = Arc::downgrade(&self.bot);
+        let host = self.host.clone();
+        Arc::new(move || MetricsSnapshot {
+            driver: bot.upgrade().map(|b| b.driver_stats()).unwrap_or_default(),
+            host: host.host_stats(),
+            shards: host.shard_stats(),
+        })
     }
 
     /// Base URL of the negotiation endpoint (`negotiateUri`s are under it).

@@ -20,6 +20,7 @@ pub mod media_bot;
 pub mod media_handler;
 pub mod media_host;
 pub mod memory_trim;
+pub mod metrics;
 pub mod negotiation;
 pub mod notification_auth;
 pub mod process_stats;

@@ -27,6 +27,7 @@ use super::bot::{BotConfig, BotError};
 use super::graph_token::entra_token_url;
 use super::local_participant::sound_device;
 use super::media_bot::{MediaBot, MediaBotConfig, MediaBotError};
+use super::metrics;
 use super::notification_auth::SKYPE_OPENID_METADATA_URL;
 use super::tls::{TlsError, TlsIdentity};
 use crate::media::codec::CodecBackend;
@@ -100,6 +101,12 @@ pub struct ServeArgs {
     /// moves to the next oldest, or waits for the next call.
     #[arg(long, value_name = "NAME", num_args = 0..=1)]
     pub device: Option<Option<String>>,
+    /// Serve the bot's metrics (Prometheus text format, `GET /metrics`: calls, media
+    /// sessions, each shard's ticks, deadline misses and tick cost) over plain HTTP on this
+    /// address, e.g. `127.0.0.1:9464`. Off by default; keep it on loopback or an operations
+    /// network.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -160,12 +167,28 @@ impl ServeArgs {
             bot.bot().webhook_url(),
             bot.media_url()
         );
+        let metrics = match self.metrics_listen {
+            Some(addr) => {
+                let listener = metrics::bind(addr)
+                    .await
+                    .map_err(|e| BotError::Io(format!("metrics listener {addr}: {e}")))?;
+                println!("metrics: http://{addr}/metrics");
+                Some(tokio::spawn(metrics::serve_metrics(
+                    listener,
+                    bot.metrics(),
+                )))
+            }
+            None => None,
+        };
         if let Some(local) = local {
             println!(
                 "{local} joins the oldest connected call, one call at a time (logged as it moves)"
             );
         }
         let _ = tokio::signal::ctrl_c().await;
+        if let Some(task) = metrics {
+            task.abort();
+        }
         bot.shutdown(Duration::from_secs(2)).await;
         Ok(())
     }

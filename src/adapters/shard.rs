@@ -63,7 +63,7 @@ use self::worker::Worker;
 use crate::media::room::Room;
 
 /// Index of a shard in its pool.
-#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct ShardId(pub usize);
 
 impl fmt::Display for ShardId {

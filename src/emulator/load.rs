@@ -80,6 +80,10 @@ pub struct LoadConfig {
     /// from `/proc/<pid>` (the bot alone) instead of this process. `None` with a loopback
     /// `bot_url`: the process listening on its port, when it can be found.
     pub bot_pid: Option<u32>,
+    /// A bot elsewhere's metrics endpoint (`mediabot serve --metrics-listen`), e.g.
+    /// `http://127.0.0.1:9464/metrics`: its shards' ticks, deadline misses and tick cost
+    /// are then read from it (counters over the run; tick quantiles since the bot started).
+    pub bot_metrics: Option<String>,
     /// Place the same calls once before the measured round, held this long and not
     /// measured (zero = no warm-up): the "before" RSS is then the bot idle after a warm-up.
     pub warmup: Duration,
@@ -99,6 +103,7 @@ impl Default for LoadConfig {
             emulator_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
             record_dir: None,
             bot_pid: None,
+            bot_metrics: None,
             bot_wait: Duration::from_secs(120),
             warmup: Duration::ZERO,
             emulator_tls: None,
@@ -131,8 +136,12 @@ pub struct LoadReport {
     pub answer_latency: Percentiles,
     /// Offer started → ICE + DTLS connected.
     pub media_connect: Percentiles,
-    /// The bot's shard tick cost (all shards, whole run); `None` for a bot elsewhere.
+    /// The bot's shard tick cost (all shards, whole run); for a bot elsewhere, read from its
+    /// metrics endpoint when given (`--bot-metrics`: the largest of its shards' quantiles,
+    /// since the bot started), else `None`.
     pub shard_tick: Option<Percentiles>,
+    /// Where the shard figures of a bot elsewhere came from (its metrics URL).
+    pub shard_figures_from: Option<String>,
     /// Ticks the bot's shards ran.
     pub shard_ticks: Option<u64>,
     /// Deadlines the bot's shards skipped because a tick overran.
@@ -343,6 +352,7 @@ pub async fn run(
         None => ProcessSample::now(),
     };
     let before = sample();
+    let metrics_before = scrape(config.bot_metrics.as_deref()).await;
     let mut tasks = tokio::task::JoinSet::new();
     // Calls are placed in two halves: the first ⌈N/2⌉, then — once they are all connected
     // and their media has flowed for a moment — the rest. RSS sampled between the two
@@ -441,7 +451,11 @@ pub async fn run(
         }
     }
     let shards = stack.as_ref().map(|s| s.bot.host().shard_stats());
-    let report = report(
+    let remote = match (metrics_before, scrape(config.bot_metrics.as_deref()).await) {
+        (Some(a), Some(b)) => Some(RemoteShards::between(&a, &b)),
+        _ => None,
+    };
+    let mut report = report(
         config,
         bot_pid,
         &outcomes,
@@ -456,6 +470,13 @@ pub async fn run(
         (load_start, load_average()),
         started,
     );
+    if let (None, Some(remote)) = (&report.shard_tick, remote) {
+        report.shard_tick = Some(remote.tick);
+        report.shard_ticks = Some(remote.ticks);
+        report.deadline_misses = Some(remote.deadline_misses);
+        report.late_ticks = Some(remote.late_ticks);
+        report.shard_figures_from = config.bot_metrics.clone();
+    }
     match stack {
         Some(stack) => {
             drop(emulator);
@@ -477,6 +498,68 @@ struct Samples {
     half: Option<(usize, ProcessSample)>,
     window_start: Option<ProcessSample>,
     window_end: Option<ProcessSample>,
+}
+
+/// The text of a bot's metrics endpoint, or `None` (said on stderr) when it cannot be read.
+async fn scrape(url: Option<&str>) -> Option<String> {
+    let url = url?;
+    let got = async {
+        let response = reqwest::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?
+            .error_for_status()?;
+        response.text().await
+    }
+    .await;
+    match got {
+        Ok(text) => Some(text),
+        Err(e) => {
+            eprintln!("bot metrics {url}: {e}");
+            None
+        }
+    }
+}
+
+/// A bot elsewhere's shard figures, from two readings of its metrics endpoint.
+struct RemoteShards {
+    ticks: u64,
+    deadline_misses: u64,
+    late_ticks: u64,
+    tick: Percentiles,
+}
+
+impl RemoteShards {
+    /// Counters: what grew between `before` and `after`. Tick quantiles: the largest of the
+    /// shards' in `after` (a summary's quantiles cannot be merged or diffed).
+    fn between(before: &str, after: &str) -> Self {
+        use crate::adapters::metrics::samples;
+        let total =
+            |text: &str, name: &str| -> f64 { samples(text, name).iter().map(|(_, v)| v).sum() };
+        let grew = |name: &str| (total(after, name) - total(before, name)).max(0.0) as u64;
+        let quantile = |q: &str| {
+            let wanted = format!("quantile=\"{q}\"");
+            let v = samples(after, "mediabot_shard_tick_seconds")
+                .into_iter()
+                .filter(|(labels, _)| labels.contains(&wanted))
+                .map(|(_, v)| v)
+                .fold(f64::NAN, f64::max);
+            (!v.is_nan()).then_some(v * 1e3)
+        };
+        let ticks = grew("mediabot_shard_ticks_total");
+        Self {
+            ticks,
+            deadline_misses: grew("mediabot_shard_deadline_misses_total"),
+            late_ticks: grew("mediabot_shard_late_ticks_total"),
+            tick: Percentiles {
+                count: usize::try_from(ticks).unwrap_or(usize::MAX),
+                p50_ms: quantile("0.5"),
+                p99_ms: quantile("0.99"),
+                max_ms: quantile("1"),
+            },
+        }
+    }
 }
 
 /// Media time given to the first half of the calls before the bot's RSS is sampled and the
@@ -666,6 +749,7 @@ fn report(
         answer_latency: Percentiles::of(outcomes.iter().filter_map(|o| o.answer_latency)),
         media_connect: Percentiles::of(media.iter().map(|m| m.connect_time)),
         shard_tick,
+        shard_figures_from: None,
         shard_ticks: shards.map(|s| s.iter().map(|s| s.ticks).sum()),
         deadline_misses: shards.map(|s| s.iter().map(|s| s.deadline_misses).sum()),
         late_ticks: shards.map(|s| s.iter().map(|s| s.late_ticks).sum()),
@@ -742,12 +826,15 @@ impl std::fmt::Display for LoadReport {
         if let Some(t) = &self.shard_tick {
             writeln!(
                 f,
-                "  shard tick          {} max {} over {} ticks; deadline misses {}, late ticks {}",
+                "  shard tick          {} max {} over {} ticks; deadline misses {}, late ticks {}{}",
                 p(t),
                 ms(t.max_ms),
                 self.shard_ticks.unwrap_or(0),
                 self.deadline_misses.unwrap_or(0),
-                self.late_ticks.unwrap_or(0)
+                self.late_ticks.unwrap_or(0),
+                self.shard_figures_from.as_deref().map_or_else(String::new, |url| format!(
+                    " (from {url}: counts over this run, tick quantiles the largest shard's since the bot started)"
+                )),
             )?;
         }
         writeln!(
@@ -837,6 +924,30 @@ impl std::fmt::Display for LoadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bot elsewhere's figures: counters as grown over the run, tick quantiles as the
+    /// largest shard's.
+    #[test]
+    fn remote_shard_figures_come_from_two_metric_readings() {
+        let reading = |ticks: [u64; 2], misses: [u64; 2], p99: [f64; 2]| {
+            let mut t = String::from("# TYPE mediabot_shard_ticks_total counter\n");
+            for (i, (n, m)) in ticks.iter().zip(misses).enumerate() {
+                t += &format!("mediabot_shard_ticks_total{{shard=\"{i}\"}} {n}\n");
+                t += &format!("mediabot_shard_deadline_misses_total{{shard=\"{i}\"}} {m}\n");
+                t += &format!(
+                    "mediabot_shard_tick_seconds{{shard=\"{i}\",quantile=\"0.99\"}} {}\n",
+                    p99[i]
+                );
+            }
+            t
+        };
+        let before = reading([100, 200], [1, 0], [0.001, 0.002]);
+        let after = reading([600, 650], [3, 0], [0.004, 0.0035]);
+        let r = RemoteShards::between(&before, &after);
+        assert_eq!((r.ticks, r.deadline_misses, r.late_ticks), (950, 2, 0));
+        assert_eq!(r.tick.p99_ms, Some(4.0));
+        assert_eq!(r.tick.p50_ms, None, "no such quantile in the text");
+    }
 
     #[test]
     fn bot_addr_takes_literal_ip_urls_only() {

@@ -19,7 +19,7 @@ use crate::media::ticker::TickerStats;
 use super::ShardId;
 
 /// A snapshot of one shard's counters and tick-cost histogram.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShardStats {
     /// Which shard.
     pub shard: ShardId,
