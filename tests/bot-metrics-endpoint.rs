@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mediabot::adapters::metrics::{bind, samples, serve_metrics};
+use mediabot::adapters::metrics::{samples, serve_metrics};
 use mediabot::emulator::media::MediaProcessorConfig;
 use mediabot::emulator::media_call::{MediaCallSpec, run_call};
 use mediabot::emulator::media_demo::{speaker, start_stack};
@@ -31,7 +31,7 @@ async fn metrics_count_a_real_call_and_its_shard_ticks() {
     let stack = start_stack(|_| {}, MediaProcessorConfig::default())
         .await
         .expect("stack");
-    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
     let server = tokio::spawn(serve_metrics(listener, stack.bot.metrics()));
 

@@ -20,11 +20,12 @@ use std::time::Duration;
 use device_support::{FILE_DEVICES, PULSE_DEVICES, Pulse, excerpts_found, isolated, read_f32, wav};
 use mediabot::adapters::device::{DeviceError, DeviceOptions, open_device_member};
 use mediabot::adapters::local_participant::sound_device;
+use mediabot::adapters::media_bot::MediaBotConfig;
 use mediabot::adapters::media_host::{BehaviourConfig, EndReason};
 use mediabot::call::CallId;
 use mediabot::emulator::media::MediaProcessorConfig;
 use mediabot::emulator::media_call::{CallContext, MediaCallOutcome, MediaCallSpec, run_call};
-use mediabot::emulator::media_demo::{speaker, start_stack};
+use mediabot::emulator::media_demo::{Stack, speaker, start_stack};
 use mediabot::emulator::scenario::Scenario;
 use mediabot::media::room::MemberId;
 
@@ -52,8 +53,35 @@ fn write_capture(home: &Path, samples: &[f32], pad_s: usize) {
     std::fs::write(home.join("spoken.raw"), raw).unwrap();
 }
 
+/// The bot and emulator with the test sound device `name` as the bot's local participant,
+/// set up by `local_participant::sound_device` as `demo/serve --device` do; `configure`
+/// adjusts the bot.
+async fn stack_with_device(name: &str, configure: impl FnOnce(&mut MediaBotConfig)) -> Stack {
+    let local = sound_device(Some(name)).unwrap();
+    println!("local participant: {}", local.describe());
+    start_stack(
+        |c| {
+            configure(c);
+            c.media.local = Some(local);
+        },
+        MediaProcessorConfig::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Places call `index` in the background.
+fn spawn_call(
+    ctx: &CallContext,
+    index: usize,
+    spec: MediaCallSpec,
+) -> tokio::task::JoinHandle<MediaCallOutcome> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move { run_call(&ctx, index, &spec).await })
+}
+
 /// Waits (up to 20 s) until the bot's local participant sits in a call.
-async fn wait_for_device_seat(stack: &mediabot::emulator::media_demo::Stack) {
+async fn wait_for_device_seat(stack: &Stack) {
     let until = tokio::time::Instant::now() + Duration::from_secs(20);
     while stack.bot.local_call().is_none() && tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -61,7 +89,7 @@ async fn wait_for_device_seat(stack: &mediabot::emulator::media_demo::Stack) {
 }
 
 async fn outcome_of(
-    stack: &mediabot::emulator::media_demo::Stack,
+    stack: &Stack,
     out: &MediaCallOutcome,
 ) -> mediabot::adapters::media_bot::MediaOutcome {
     let id = CallId::from(out.call_id.as_deref().expect("the call was rung"));
@@ -74,7 +102,7 @@ async fn outcome_of(
 
 /// No greeting, no echo, no recording: the caller hears only the device, the device only the
 /// caller.
-fn quiet_bot(c: &mut mediabot::adapters::media_bot::MediaBotConfig) {
+fn quiet_bot(c: &mut MediaBotConfig) {
     c.behaviour = BehaviourConfig {
         greeting: None,
         echo_delay: None,
@@ -100,17 +128,7 @@ fn caller_and_device_hear_each_other_through_a_call() {
                 .try_init();
             runtime().block_on(async {
                 // "BOT" names the duplex test device `bot` (case is ignored).
-                let local = sound_device(Some("BOT")).unwrap();
-                println!("local participant: {}", local.describe());
-                let stack = start_stack(
-                    |c| {
-                        quiet_bot(c);
-                        c.media.local = Some(local);
-                    },
-                    MediaProcessorConfig::default(),
-                )
-                .await
-                .unwrap();
+                let stack = stack_with_device("BOT", quiet_bot).await;
                 let ctx: CallContext = stack.context(None);
                 let out = run_call(
                     &ctx,
@@ -177,23 +195,9 @@ fn the_device_moves_to_the_next_call_when_its_call_ends() {
             let Some(_pulse) = Pulse::start() else { return };
             write_capture(home, &[], 30);
             runtime().block_on(async {
-                let local = sound_device(Some("bot")).unwrap();
-                let stack = start_stack(
-                    |c| {
-                        quiet_bot(c);
-                        c.media.local = Some(local);
-                    },
-                    MediaProcessorConfig::default(),
-                )
-                .await
-                .unwrap();
+                let stack = stack_with_device("bot", quiet_bot).await;
                 let ctx = stack.context(None);
-                let first = {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        run_call(&ctx, 0, &call("caller-48k.wav", 0, Duration::from_secs(6))).await
-                    })
-                };
+                let first = spawn_call(&ctx, 0, call("caller-48k.wav", 0, Duration::from_secs(6)));
                 // The second call connects once the first has the device.
                 wait_for_device_seat(&stack).await;
                 let holder = stack
@@ -238,24 +242,14 @@ fn a_device_that_vanishes_mid_call_leaves_the_call_running() {
             let Some(pulse) = Pulse::start() else { return };
             write_capture(home, &[], 30);
             runtime().block_on(async {
-                let local = sound_device(Some("bot")).unwrap();
-                let stack = start_stack(
-                    |c| {
-                        c.behaviour.greeting = None;
-                        c.behaviour.record_dir = None;
-                        c.media.local = Some(local);
-                    },
-                    MediaProcessorConfig::default(),
-                )
-                .await
-                .unwrap();
+                let stack = stack_with_device("bot", |c| {
+                    c.behaviour.greeting = None;
+                    c.behaviour.record_dir = None;
+                })
+                .await;
                 let ctx = stack.context(None);
-                let running = {
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        run_call(&ctx, 0, &call("caller-48k.wav", 0, Duration::from_secs(12))).await
-                    })
-                };
+                let running =
+                    spawn_call(&ctx, 0, call("caller-48k.wav", 0, Duration::from_secs(12)));
                 wait_for_device_seat(&stack).await;
                 assert!(stack.bot.local_call().is_some(), "the device joined");
                 tokio::time::sleep(Duration::from_secs(2)).await;

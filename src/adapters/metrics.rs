@@ -11,7 +11,6 @@
 //! loaded the bot is and how many calls it has handled, nothing about who called.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -206,7 +205,7 @@ fn summary(
                 v.as_secs_f64()
             );
         }
-        let sum = h.mean().as_secs_f64() * h.count() as f64;
+        let sum = h.sum().as_secs_f64();
         let _ = writeln!(out, "{name}_sum{{shard=\"{id}\"}} {sum:.9}");
         let _ = writeln!(out, "{name}_count{{shard=\"{id}\"}} {}", h.count());
     }
@@ -235,14 +234,6 @@ pub async fn serve_metrics(
         }),
     );
     axum::serve(listener, app).await
-}
-
-/// Binds `addr` for [`serve_metrics`].
-///
-/// # Errors
-/// The address cannot be bound.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 /// Reads one metric's samples out of a text exposition: `(labels, value)` for each line of

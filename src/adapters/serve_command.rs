@@ -169,7 +169,7 @@ impl ServeArgs {
         );
         let metrics = match self.metrics_listen {
             Some(addr) => {
-                let listener = metrics::bind(addr)
+                let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|e| BotError::Io(format!("metrics listener {addr}: {e}")))?;
                 println!("metrics: http://{addr}/metrics");

@@ -167,6 +167,11 @@ impl Histogram {
         Duration::from_nanos(self.min_nanos)
     }
 
+    /// Sum of every sample (saturating at `u64::MAX` nanoseconds, ≈ 584 years).
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.sum_nanos).unwrap_or(u64::MAX))
+    }
+
     /// Exact mean (zero when empty).
     pub fn mean(&self) -> Duration {
         if self.count == 0 {

@@ -119,11 +119,6 @@ impl RecordSink {
         chunk.commit_all();
         Ok(())
     }
-
-    /// Whether the reader's end is gone.
-    pub fn is_abandoned(&self) -> bool {
-        self.ring.is_abandoned()
-    }
 }
 
 /// What the tap writes: an [`RecordEntry`] by reference (nothing is copied twice).

@@ -314,7 +314,6 @@ impl JitterBuffer {
         self.reject_streak = 0;
         self.conceal_streak = 0;
         self.missing_run = 0;
-        self.stats.pending_concealed = 0;
         self.deficit_ticks = 0;
         self.excess_ticks = 0;
         self.stats = JitterStats::default();
